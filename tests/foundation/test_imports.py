@@ -1,0 +1,63 @@
+"""The robot-side packages never import torch: a robot computer has onnxruntime and no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# Packages that run on the robot computer, and the torch-free parts of the learner they reuse.
+DEPLOYMENT_PACKAGES = ("sim_bridge", "ezm_ros", "ezm_training.search")
+
+_PROBE = textwrap.dedent("""
+    import importlib, json, pkgutil, sys
+    roots = sys.argv[1:]
+    imported, failed = [], {}
+    for root in roots:
+        package = importlib.import_module(root)
+        names = [root] + [m.name for m in pkgutil.walk_packages(package.__path__, root + ".")]
+        for name in names:
+            if name.rsplit(".", 1)[-1] == "setup":  # colcon's setup.py, not code
+                continue
+            try:
+                importlib.import_module(name)
+                imported.append(name)
+            except Exception as exc:  # reported, so a broken module is not mistaken for a clean one
+                failed[name] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps({"imported": imported, "failed": failed,
+                      "torch": sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))}))
+""")
+
+
+def _import_everything(packages: tuple[str, ...]) -> dict:
+    present = [p for p in packages if _importable(p)]
+    result = subprocess.run([sys.executable, "-c", _PROBE, *present], capture_output=True, text=True,
+                            timeout=300, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def test_deployment_modules_import_without_torch():
+    report = _import_everything(DEPLOYMENT_PACKAGES)
+    assert report["imported"], "nothing was imported"
+    assert not report["failed"], f"modules failed to import: {report['failed']}"
+    assert report["torch"] == [], f"torch was imported by {DEPLOYMENT_PACKAGES}: {report['torch'][:5]}"
+
+
+def test_probe_detects_a_torch_import():
+    # The check above must be able to fail: torch imported by the learner shows up.
+    pytest.importorskip("torch", reason="the training extra is not installed")
+    result = subprocess.run([sys.executable, "-c", "import json, sys, torch; print(json.dumps('torch' in sys.modules))"],
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(result.stdout) is True

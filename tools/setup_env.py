@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Sets up the project's virtual environment at `.venv/`: Python packages, then the ezm_msgs interfaces.
+
+Run by `make setup` (and so by `make test` and `make sim`). Standard library only, because it runs
+before the venv exists. Each step records a fingerprint of its inputs in `.venv/.ezm-setup/` and is
+skipped when the inputs did not change and its output is still there, so a second run installs and
+builds nothing.
+
+Steps:
+1. venv: `python -m venv .venv` with the interpreter running this script (Python >= 3.11).
+2. packages: `pip install -e .[robot,train,msgs-build,test]` plus the torch pin (below).
+3. ezm_msgs: configure, build and install the ament_cmake interface package with plain cmake
+   against the venv prefix, so `from ezm_msgs.msg import ...` works in the venv with no environment
+   variables (ROS 2 Kilted from PyPI wheels; see docs/ros2-from-wheels.md).
+
+Environment knobs (part of the fingerprints, so changing one redoes the step):
+- EZM_TORCH: the torch requirement. Default `torch==2.13.0`, the CPU build. A GPU user who has
+  installed a CUDA build into .venv first sets `EZM_TORCH=keep` so it is not replaced.
+- EZM_ONNXRUNTIME: `cpu` (default, extra `robot`) or `gpu` (extra `robot-gpu`, onnxruntime-gpu).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MIN_PYTHON = (3, 11)
+DEFAULT_TORCH = "torch==2.13.0"
+ONNXRUNTIME_EXTRAS = {"cpu": "robot", "gpu": "robot-gpu"}
+COMMON_EXTRAS = ("train", "msgs-build", "test")
+# Inputs of the package step: what pip reads. Of pyproject.toml only the tables pip uses count, so
+# that editing, say, the pytest settings does not reinstall everything.
+PYPROJECT_TABLES_FOR_PIP = ("build-system", "project", "tool.setuptools")
+# Inputs of the interface step: the package and the build fix injected from outside it.
+MSGS_DIR = "ezm_msgs"
+MSGS_CMAKE_FIX = "tools/cmake/drop_missing_include_dirs.cmake"
+
+
+def log(message: str) -> None:
+    print(f"[setup] {message}", flush=True)
+
+
+def fingerprint(paths: list[Path], extra: str = "", root: Path = REPO) -> str:
+    """sha256 over the names (relative to `root`) and contents of `paths` (files, or directories walked)."""
+    digest = hashlib.sha256(extra.encode())
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+    for file in files:
+        digest.update(str(file.relative_to(root)).encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class Stamp:
+    """A step's recorded fingerprint in `.venv/.ezm-setup/<name>`."""
+
+    def __init__(self, venv: Path, name: str) -> None:
+        self.path = venv / ".ezm-setup" / name
+
+    def matches(self, value: str) -> bool:
+        return self.path.is_file() and self.path.read_text().strip() == value
+
+    def record(self, value: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: an interrupted setup never leaves a stamp for a half-done step.
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(value + "\n")
+        tmp.replace(self.path)
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    log("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def ensure_venv(venv: Path) -> None:
+    if venv_python(venv).exists():
+        log(f"venv {venv.name}: exists")
+        return
+    if sys.version_info < MIN_PYTHON:
+        sys.exit(f"[setup] Python >= {'.'.join(map(str, MIN_PYTHON))} is needed, this is {sys.version.split()[0]}; "
+                 f"run with e.g. `make setup PYTHON=python3.11`")
+    log(f"venv {venv.name}: creating with {sys.executable}")
+    run([sys.executable, "-m", "venv", str(venv)])
+
+
+def pip_inputs() -> str:
+    """The parts of pyproject.toml and VERSION that decide what pip installs, as canonical text."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        pyproject = tomllib.load(f)
+    tables = {}
+    for dotted in PYPROJECT_TABLES_FOR_PIP:
+        table = pyproject
+        for key in dotted.split("."):
+            table = table.get(key, {})
+        tables[dotted] = table
+    return json.dumps(tables, sort_keys=True) + (REPO / "VERSION").read_text()
+
+
+def install_packages(venv: Path) -> str:
+    torch_spec = os.environ.get("EZM_TORCH", DEFAULT_TORCH)
+    ort = os.environ.get("EZM_ONNXRUNTIME", "cpu")
+    if ort not in ONNXRUNTIME_EXTRAS:
+        sys.exit(f"[setup] EZM_ONNXRUNTIME must be one of {sorted(ONNXRUNTIME_EXTRAS)}, not {ort!r}")
+    extras = ",".join((ONNXRUNTIME_EXTRAS[ort], *COMMON_EXTRAS))
+    value = fingerprint([], extra=f"{pip_inputs()}|{torch_spec}|{extras}")
+    stamp = Stamp(venv, "packages")
+    if stamp.matches(value):
+        log("python packages: up to date")
+        return value
+    log("python packages: installing")
+    cmd = [str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if torch_spec != "keep":
+        cmd.append(torch_spec)
+    cmd += ["-e", f"{REPO}[{extras}]"]
+    run(cmd)
+    stamp.record(value)
+    return value
+
+
+def msgs_installed(venv: Path) -> bool:
+    site = next((venv / "lib").glob("python3*/site-packages"), None)
+    return site is not None and (site / "ezm_msgs" / "msg" / "__init__.py").is_file()
+
+
+def build_msgs(venv: Path, packages_value: str) -> None:
+    if shutil.which("cmake") is None:
+        sys.exit("[setup] cmake is needed to build ezm_msgs (Debian/Ubuntu: apt-get install cmake g++)")
+    value = fingerprint([REPO / MSGS_DIR, REPO / MSGS_CMAKE_FIX], extra=packages_value)
+    stamp = Stamp(venv, "ezm_msgs")
+    if stamp.matches(value) and msgs_installed(venv):
+        log("ezm_msgs: up to date")
+        return
+    log("ezm_msgs: building")
+    prefix = str(venv.resolve())
+    build = REPO / "build" / MSGS_DIR
+    run(["cmake", "-S", str(REPO / MSGS_DIR), "-B", str(build),
+         f"-DCMAKE_PREFIX_PATH={prefix}", f"-DCMAKE_INSTALL_PREFIX={prefix}",
+         "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_TESTING=OFF",
+         f"-DPython3_EXECUTABLE={venv_python(venv)}",
+         f"-DCMAKE_PROJECT_INCLUDE={REPO / MSGS_CMAKE_FIX}"], stdout=subprocess.DEVNULL)
+    run(["cmake", "--build", str(build), f"-j{os.cpu_count() or 1}"], stdout=subprocess.DEVNULL)
+    run(["cmake", "--install", str(build)], stdout=subprocess.DEVNULL)
+    # Prove the install before recording it: the import needs the venv's rclpy library hook.
+    run([str(venv_python(venv)), "-c", "from ezm_msgs.msg import TaskCommand; from ezm_msgs.srv import SwitchTask"],
+        cwd="/")
+    stamp.record(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="virtual environment path")
+    args = parser.parse_args(argv)
+    venv = args.venv.resolve()
+    ensure_venv(venv)
+    packages_value = install_packages(venv)
+    build_msgs(venv, packages_value)
+    log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
