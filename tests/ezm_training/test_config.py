@@ -1,0 +1,105 @@
+"""EZMConfig: presets, CLI overrides, JSON, hash, derived values."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from ezm_training.config import MODEL_SIZES, PRESETS, TASK_SETS, ConfigError, EZMConfig
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("size", [None, *sorted(MODEL_SIZES)])
+def test_presets_and_sizes_resolve(preset, size):
+    cfg = EZMConfig.from_preset(preset, size=size)
+    expected_size = size or PRESETS[preset].get("size", "default")
+    for key, value in MODEL_SIZES[expected_size].items():
+        assert getattr(cfg, key) == value
+    for key, value in PRESETS[preset].items():
+        if key != "size" and key not in MODEL_SIZES[expected_size]:
+            assert getattr(cfg, key) == value
+
+
+def test_default_is_the_ezm_multitask_config():
+    cfg = EZMConfig()
+    assert cfg == EZMConfig.from_preset("default")
+    assert cfg.task_ids == TASK_SETS["h1-medium"] and cfg.num_tasks == 9
+    assert (cfg.latent_dim, cfg.num_blocks, cfg.value_heads, cfg.lr, cfg.discount) == (512, 3, 5, 1e-4, 0.99)
+    assert cfg.value_support.bins == 51 and cfg.value_support.max == 299.0
+
+
+def test_task_sets():
+    assert len(TASK_SETS["h1-medium"]) == 9 and len(TASK_SETS["h1-all14"]) == 14
+    assert TASK_SETS["h1-all14"][:9] == TASK_SETS["h1-medium"]
+    for ids in TASK_SETS.values():
+        assert len(set(ids)) == len(ids)
+        assert all(task.startswith("h1-") and task.endswith("-v0") for task in ids)
+    assert EZMConfig(tasks="h1-walk-v0, h1-run-v0").task_ids == ("h1-walk-v0", "h1-run-v0")
+
+
+def test_derived_values():
+    cfg = EZMConfig(tasks="h1-all14")
+    assert cfg.effective_batch_size == 504 and cfg.batch_size_per_task == 36  # [EZM] 512 -> 36 × 14
+    assert cfg.lr_decay_step == 540_000 and cfg.num_widened_actions == 12
+    assert cfg.task_embedding_dim == 128
+    assert EZMConfig(tasks="h1-stand").task_embedding_dim == 0  # [EZM] single task: no embedding
+
+
+def test_from_cli_coerces_to_field_types():
+    cfg = EZMConfig.from_cli(["--preset", "smoke", "--size=small", "lr=3e-4", "training_steps=6e5",
+                              "head_dims=256,128", "compile=true", "tasks=h1-locomotion", "precision=bf16",
+                              "transitions_per_task=1_000_000"])
+    assert cfg.lr == 3e-4 and isinstance(cfg.lr, float)
+    assert cfg.training_steps == 600_000 and isinstance(cfg.training_steps, int)
+    assert cfg.head_dims == (256, 128)
+    assert cfg.compile is True
+    assert cfg.latent_dim == MODEL_SIZES["small"]["latent_dim"]
+    assert cfg.device == "cpu"  # from the smoke preset
+    assert cfg.num_tasks == 3 and cfg.transitions_per_task == 1_000_000
+
+
+def test_unknown_key_gets_a_suggestion():
+    with pytest.raises(ConfigError, match="did you mean lr"):
+        EZMConfig.from_cli(["lrr=1e-3"])
+    with pytest.raises(ConfigError, match="did you mean num_simulations"):
+        EZMConfig.from_cli(["num_simulation=16"])
+    with pytest.raises(ConfigError, match="did you mean smoke"):
+        EZMConfig.from_cli(["--preset", "smoek"])
+    with pytest.raises(ConfigError, match="h1-medium"):
+        EZMConfig.from_cli(["tasks=h1-medum"])
+
+
+@pytest.mark.parametrize("argv", [["training_steps=1.5"], ["compile=maybe"], ["lr=fast"], ["--seed", "3"],
+                                  ["precision=fp8"], ["lr=-1"], ["seed"]])
+def test_bad_values_are_rejected(argv):
+    with pytest.raises(ConfigError):
+        EZMConfig.from_cli(argv)
+
+
+def test_json_round_trip():
+    for cfg in (EZMConfig(), EZMConfig.from_preset("smoke", head_dims=(7, 9), tasks="h1-walk-v0,h1-run-v0")):
+        text = cfg.to_json()
+        again = EZMConfig.from_json(text)
+        assert again == cfg and again.head_dims == cfg.head_dims and isinstance(again.head_dims, tuple)
+        assert again.to_json() == text
+
+
+def test_hash_is_stable_and_sensitive():
+    cfg = EZMConfig()
+    assert cfg.hash() == EZMConfig().hash() == EZMConfig.from_json(cfg.to_json()).hash()
+    assert len(cfg.hash()) == 12
+    assert cfg.replace(lr=3e-4).hash() != cfg.hash()
+    # Same digest in a fresh interpreter (no dependence on PYTHONHASHSEED or dict order).
+    code = "from ezm_training.config import EZMConfig; print(EZMConfig().hash())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == cfg.hash()
+
+
+def test_config_is_frozen_and_every_field_has_a_default():
+    cfg = EZMConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0  # type: ignore[misc]
+    assert all(field.default is not dataclasses.MISSING for field in dataclasses.fields(EZMConfig))
