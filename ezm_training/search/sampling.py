@@ -1,0 +1,74 @@
+"""Sampled actions: K root candidates and the D children of an interior node, from squashed normals.
+
+The policy is a tanh-squashed Gaussian, a = tanh(mean + std·ε) ([EZ2] ez/utils/distribution.py
+SquashedNormal; [EZM] ez/mcts/cy_mcts.py `pi_sample`). Every sample is clipped to ±0.999 so that a later
+atanh in the policy loss stays finite ([EZ2] cy_mcts.py `sample_actions`).
+
+Shapes: B roots, W walkers, K candidates, D children per interior node, A action dims.
+All noise comes from `rng` with explicit per-root keys [B] (see rng.py for why).
+"""
+
+from __future__ import annotations
+
+from array_api_compat import array_namespace, device
+
+from ezm_training.search import rng
+from ezm_training.search._arrays import Array
+
+ACTION_CLIP = 0.999  # [EZ2] cy_mcts.py sample_actions: all_actions.clip(-0.999, 0.999)
+
+
+def squashed_normal(mean: Array, std: Array, noise: Array, *, clip: float = ACTION_CLIP) -> Array:
+    """clip(tanh(mean + std·noise), ±clip); all arguments broadcast to one shape."""
+    xp = array_namespace(mean)
+    return xp.clip(xp.tanh(mean + std * noise), -clip, clip)
+
+
+def sample_candidates(
+    keys: Array,
+    mean: Array,
+    std: Array,
+    *,
+    num_candidates: int,
+    num_policy_actions: int,
+    widen_std_factor: float,
+    widen: bool,
+    clip: float = ACTION_CLIP,
+) -> Array:
+    """Root candidates [B, K, A] from the root policy mean/std [B, A].
+
+    Candidates 0..P-1 (P = num_policy_actions) are drawn from π; the other K-P from the same Gaussian with
+    its std multiplied by `widen_std_factor` ([EZ2] `policy_action_num` 4, `random_action_num` 12,
+    `std_magnification` 3). With `widen=False` (evaluation, [EZ2] add_noise=False) all K come from π.
+    Candidate k uses the same ε whether widened or not, so widening changes only the spread.
+    """
+    xp = array_namespace(mean)
+    rows = xp.arange(num_candidates, dtype=xp.int64, device=device(mean))[None, :]  # [1, K]
+    noise = rng.normal(keys, rng.STREAM_CANDIDATES, rows, mean.shape[-1], dtype=mean.dtype)  # [B, K, A]
+    scale = std[:, None, :]
+    if widen and num_policy_actions < num_candidates:
+        widening = [1.0] * num_policy_actions + [widen_std_factor] * (num_candidates - num_policy_actions)
+        scale = scale * xp.reshape(xp.asarray(widening, dtype=mean.dtype, device=device(mean)), (1, -1, 1))
+    return squashed_normal(mean[:, None, :], scale, noise, clip=clip)
+
+
+def sample_child_actions(
+    keys: Array,
+    parent: Array,
+    slot: Array,
+    mean: Array,
+    std: Array,
+    *,
+    children_per_node: int,
+    clip: float = ACTION_CLIP,
+) -> Array:
+    """The action [B, W, A] on edge (parent, slot) of interior nodes, from the parent's own π, not widened.
+
+    parent, slot: [B, W] int64 node index and child slot; mean, std: [B, W, A] the parent's policy.
+    [EZ2] samples the `leaf_num` = D children of a node when it is expanded. Here the action of slot s is a
+    pure function of (key, parent, s), so computing it when the slot is first expanded gives exactly
+    the action eager sampling would have stored, while drawing noise only for slots the search expands.
+    """
+    rows = parent * children_per_node + slot  # [B, W]: one row of A numbers per edge
+    noise = rng.normal(keys, rng.STREAM_CHILDREN, rows, mean.shape[-1], dtype=mean.dtype)
+    return squashed_normal(mean, std, noise, clip=clip)
