@@ -45,6 +45,9 @@ class Task(abc.ABC):
     max_episode_steps: int = DEFAULT_EPISODE_STEPS
     #: HumanoidBench's success threshold on the episode return (its "bar").
     success_bar: float = 0.0
+    #: Camera `render()` uses (a tracking camera of the robot, e.g. HB's `cam_hurdle`, `cam_maze`);
+    #: None means the robot's default (`cam_default`).
+    camera_name: str | None = None
 
     def __init__(self) -> None:
         self._signals: H1Signals | None = None

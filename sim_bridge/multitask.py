@@ -1,0 +1,294 @@
+"""Several HumanoidBench tasks side by side in worker processes, with padded observations.
+
+Tasks differ in observation size (51 for most h1 tasks, 57 reach, 64 sit_hard and balance_simple,
+77 balance_hard) but share the action (19 joint targets). `MultiTaskVectorEnv` runs N envs, one per entry
+of `env_ids`, spread over `num_workers` processes (default: one per CPU core, so both cores of a 2-core
+machine are busy), zero-pads every observation to the largest size, and hands the learner:
+
+    reset(seed)     -> obs (N, D) float64, mask (N, D) bool, task_index (N,) int64
+    step(actions)   -> obs (N, D) float64, rewards (N,) float64, terminated (N,) bool, truncated (N,) bool,
+                       infos: list of N dicts
+
+N = number of envs, D = largest observation size; `mask[i, j]` is True where `obs[i, j]` is a real entry
+(padding is zeros and False); `task_index[i]` is the position of env i's id in `sim_bridge.TASK_IDS`.
+`reset(seed)` seeds env i with `seed + i` (as gymnasium's vector envs do).
+
+Autoreset (gymnasium's "same step" convention): when env i's episode ends (terminated, or truncated by the
+1000-step limit), the same `step` call resets it. `rewards[i]`, `terminated[i]`, `truncated[i]` and
+`infos[i]` belong to the ending step, but `obs[i]` is already the first observation of the next episode;
+the ending step's observation is `infos[i]["final_obs"]` (padded to D). So every `step` is one real
+transition per env, with no dummy steps, and the next `step` continues the new episode.
+
+Each worker hosts several envs, so one message per worker carries all of its envs' steps: with one env
+per process (gymnasium's AsyncVectorEnv) the pipe round trip costs about as much as a physics step here.
+For one task, `gymnasium.make_vec("h1-walk-v0", num_envs=N, vectorization_mode="async")` works as well.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from sim_bridge import registry
+from sim_bridge.h1.constants import COLLISION_HUMANOIDBENCH
+
+
+@functools.lru_cache(maxsize=None)
+def observation_size(env_id: str) -> int:
+    """Observation size of a task (builds and compiles its model once per process)."""
+    from sim_bridge.env import HumanoidEnv  # deferred: only needed here
+
+    _, task = registry.parse_env_id(env_id)
+    env = HumanoidEnv(task=task, collision=COLLISION_HUMANOIDBENCH)
+    try:
+        return int(env.observation_space.shape[0])
+    finally:
+        env.close()
+
+
+class PadObservation(gymnasium.ObservationWrapper[np.ndarray, np.ndarray, np.ndarray]):
+    """Zero-pads a flat float64 observation to `size` entries (the real ones come first)."""
+
+    def __init__(self, env: gymnasium.Env, size: int) -> None:
+        super().__init__(env)
+        own = env.observation_space.shape[0]
+        if own > size:
+            raise ValueError(f"observation of size {own} does not fit in {size}")
+        self._own = own
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float64)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        padded = np.zeros(self.observation_space.shape, dtype=np.float64)
+        padded[: self._own] = observation
+        return padded
+
+
+class _EnvGroup:
+    """The envs one worker hosts, stepped in turn, with same-step autoreset."""
+
+    def __init__(self, env_ids: Sequence[str], size: int, collision: str) -> None:
+        from sim_bridge import make  # in the worker process
+
+        self.envs = [PadObservation(make(env_id, collision=collision), size) for env_id in env_ids]
+
+    def reset(self, seeds: Sequence[int | None]) -> np.ndarray:
+        return np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)])
+
+    def reset_some(self, payload: Sequence[tuple[int, int | None]]) -> np.ndarray:
+        """Reset the envs at the given local indices, with their seeds; (M, D) first observations."""
+        size = self.envs[0].observation_space.shape[0]
+        rows = [self.envs[index].reset(seed=seed)[0] for index, seed in payload]
+        return np.stack(rows) if rows else np.zeros((0, size))
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        n = len(self.envs)
+        obs = np.empty((n, self.envs[0].observation_space.shape[0]))
+        rewards = np.empty(n)
+        terminated = np.empty(n, dtype=bool)
+        truncated = np.empty(n, dtype=bool)
+        infos = []
+        for i, (env, action) in enumerate(zip(self.envs, actions)):
+            obs[i], rewards[i], terminated[i], truncated[i], info = env.step(action)
+            if terminated[i] or truncated[i]:
+                info = {**info, "final_obs": obs[i].copy()}
+                obs[i], _ = env.reset()
+            infos.append(info)
+        return obs, rewards, terminated, truncated, infos
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this worker when its parent dies.
+
+    A forked worker inherits the parent's end of its own pipe, so a SIGKILLed parent (e.g. a trainer
+    killed mid-run) never gives it EOF and it would wait on `recv` forever, holding its memory.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence[str], size: int,
+            collision: str) -> None:
+    """Serve ("reset", seeds), ("step", actions), ("reset_some", [(index, seed)]) and ("close", None) for one
+    `_EnvGroup`."""
+    _die_with_parent()
+    group = None
+    try:
+        group = _EnvGroup(env_ids, size, collision)
+        connection.send(("ok", None))
+        while True:
+            command, payload = connection.recv()
+            if command == "close":
+                break
+            result = {"reset": group.reset, "step": group.step, "reset_some": group.reset_some}[command](payload)
+            connection.send(("ok", result))
+    except (KeyboardInterrupt, EOFError):
+        pass
+    except Exception:  # report any failure to the parent instead of dying silently
+        connection.send(("error", traceback.format_exc()))
+    finally:
+        if group is not None:
+            group.close()
+        connection.close()
+
+
+class MultiTaskVectorEnv:
+    """N envs (ids may repeat) in `num_workers` processes; see the module docstring for the API.
+
+    Args:
+      env_ids: env ids from `sim_bridge.TASK_IDS`, one per env.
+      collision: collision variant for every env.
+      num_workers: worker processes; default one per CPU core (at most N). 0 runs every env in this
+        process (same results; for debugging and tests).
+      context: multiprocessing start method (None: the platform default; fork on Linux).
+    """
+
+    def __init__(
+        self,
+        env_ids: Sequence[str],
+        *,
+        collision: str = COLLISION_HUMANOIDBENCH,
+        num_workers: int | None = None,
+        context: str | None = None,
+    ) -> None:
+        if not env_ids:
+            raise ValueError("need at least one env id")
+        for env_id in env_ids:
+            registry.parse_env_id(env_id)
+        self.env_ids: tuple[str, ...] = tuple(env_ids)
+        sizes = np.array([observation_size(env_id) for env_id in self.env_ids])
+        self.obs_size = int(sizes.max())
+        #: (N, D) True where the observation entry is real, False where it is padding.
+        self.obs_mask = np.arange(self.obs_size)[None, :] < sizes[:, None]
+        self.obs_mask.setflags(write=False)
+        #: (N,) index of each env's task in `sim_bridge.TASK_IDS`.
+        self.task_index = np.array([registry.TASK_IDS.index(env_id) for env_id in self.env_ids], dtype=np.int64)
+        self.task_index.setflags(write=False)
+        self.single_action_space = gymnasium.spaces.Box(-1.0, 1.0, shape=(19,), dtype=np.float32)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, shape=(self.num_envs, 19), dtype=np.float32)
+
+        workers = min(self.num_envs, os.cpu_count() or 1) if num_workers is None else num_workers
+        if workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        # Contiguous chunks of envs per worker, as even as possible.
+        bounds = np.linspace(0, self.num_envs, max(workers, 1) + 1).round().astype(int)
+        self._chunks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        self._local: _EnvGroup | None = None
+        self._connections: list[multiprocessing.connection.Connection] = []
+        self._processes: list[multiprocessing.process.BaseProcess] = []
+        if workers == 0:
+            self._local = _EnvGroup(self.env_ids, self.obs_size, collision)
+            return
+        ctx = multiprocessing.get_context(context)
+        for chunk in self._chunks:
+            parent, child = ctx.Pipe()
+            process = ctx.Process(target=_worker, args=(child, self.env_ids[chunk], self.obs_size, collision),
+                                  daemon=True, name=f"sim_bridge-worker-{chunk.start}")
+            process.start()
+            child.close()
+            self._connections.append(parent)
+            self._processes.append(process)
+        for connection in self._connections:
+            self._receive(connection)
+
+    @property
+    def num_envs(self) -> int:
+        return len(self.env_ids)
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Reset every env (env i gets seed `seed + i`). Returns (obs (N, D), mask (N, D), task_index (N,))."""
+        seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
+        if self._local is not None:
+            obs = self._local.reset(seeds)
+        else:
+            for connection, chunk in zip(self._connections, self._chunks):
+                connection.send(("reset", seeds[chunk]))
+            obs = np.concatenate([self._receive(c) for c in self._connections])
+        return obs, self.obs_mask.copy(), self.task_index.copy()
+
+    def reset_envs(self, mask: np.ndarray, seed: int | None = None) -> np.ndarray:
+        """Reset only the envs where mask (N,) is True (env i gets seed `seed + i`, or continues its own RNG
+        with None). Returns their first observations (M, D), in env order.
+
+        For a learner's own time limit shorter than the 1000-step TimeLimit (EZ-M trains on 500-step
+        episodes first); the other envs keep their episodes.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (self.num_envs,):
+            raise ValueError(f"mask must have shape ({self.num_envs},), got {mask.shape}")
+        seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
+        if self._local is not None:
+            return self._local.reset_some([(i, seeds[i]) for i in np.flatnonzero(mask)])
+        parts = []
+        for connection, chunk in zip(self._connections, self._chunks):
+            local = [(i - chunk.start, seeds[i]) for i in range(chunk.start, chunk.stop) if mask[i]]
+            if local:
+                connection.send(("reset_some", local))
+                parts.append(connection)
+        obs = [self._receive(c) for c in parts]
+        return np.concatenate(obs) if obs else np.zeros((0, self.obs_size))
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Step every env with `actions` (N, 19) in [-1, 1]. Returns (obs, rewards, terminated, truncated, infos)."""
+        actions = np.asarray(actions)
+        if actions.shape != self.action_space.shape:
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
+        if self._local is not None:
+            return self._local.step(actions)
+        for connection, chunk in zip(self._connections, self._chunks):
+            connection.send(("step", actions[chunk]))
+        parts = [self._receive(c) for c in self._connections]
+        infos = [info for part in parts for info in part[4]]
+        obs, rewards, terminated, truncated = (np.concatenate([part[k] for part in parts]) for k in range(4))
+        return obs, rewards, terminated, truncated, infos
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+        for connection in self._connections:
+            try:
+                connection.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass  # the worker is gone already
+            connection.close()
+        for process in self._processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        self._connections, self._processes = [], []
+
+    def __enter__(self) -> MultiTaskVectorEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_processes", None):
+            self.close()
+
+    @staticmethod
+    def _receive(connection: multiprocessing.connection.Connection) -> Any:
+        status, payload = connection.recv()
+        if status == "error":
+            raise RuntimeError(f"a sim_bridge worker failed:\n{payload}")
+        return payload

@@ -1,0 +1,1 @@
+"""HumanoidBench's h1 tasks: `base.Task` is the contract; one module per task family."""
