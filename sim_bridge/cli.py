@@ -2,6 +2,7 @@
 
     sim-bridge list
     sim-bridge rollout h1-walk-v0 --policy random --steps 200 --seed 0 --video out/walk.mp4 --plot out/walk.png
+    sim-bridge gallery docs/img/tasks.png
 
 A rollout that ends an episode (a fall, or the 1000-step limit) resets and goes on until --steps; the plot
 marks the resets. Videos are H.264 MP4 at the control rate (50 fps) via imageio-ffmpeg; plots are PNG
@@ -114,6 +115,36 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    """One frame of every task's scene just after reset, tiled into one labelled PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import sim_bridge
+
+    env_ids = sim_bridge.available_task_ids()
+    columns = min(args.columns, len(env_ids))
+    rows = -(-len(env_ids) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, env_id in zip(axes.flat, env_ids):
+        env = sim_bridge.make(env_id, render_mode="rgb_array", width=args.size, height=args.size)
+        env.reset(seed=args.seed)
+        ax.imshow(env.render())
+        ax.set_title(env_id, fontsize=9)
+        env.close()
+        print(f"rendered {env_id}", flush=True)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=80)
+    plt.close(fig)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from sim_bridge.env import DEFAULT_RENDER_SIZE_PX
     from sim_bridge.h1.constants import COLLISION_HUMANOIDBENCH, COLLISION_VARIANTS
@@ -131,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     rollout.add_argument("--collision", choices=COLLISION_VARIANTS, default=COLLISION_HUMANOIDBENCH)
     rollout.add_argument("--width", type=int, default=DEFAULT_RENDER_SIZE_PX)
     rollout.add_argument("--height", type=int, default=DEFAULT_RENDER_SIZE_PX)
+    gallery = commands.add_parser("gallery", help="one frame of every task's scene in one PNG")
+    gallery.add_argument("out", type=Path, help="PNG to write")
+    gallery.add_argument("--size", type=int, default=DEFAULT_RENDER_SIZE_PX, help="pixels per frame")
+    gallery.add_argument("--columns", type=int, default=5)
+    gallery.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -138,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _cmd_list(args)
+    if args.command == "gallery":
+        return _cmd_gallery(args)
     if args.steps < 1:
         raise SystemExit("--steps must be >= 1")
     return _cmd_rollout(args)

@@ -65,6 +65,21 @@ def test_cli_rollout_writes_video_and_plot(tmp_path: Path):
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_gallery_renders_every_task(tmp_path: Path):
+    out = tmp_path / "tasks.png"
+    result = subprocess.run([sys.executable, "-m", "sim_bridge.cli", "gallery", str(out), "--size", "48"],
+                            capture_output=True, text=True, env=_clean_env(), timeout=300)
+    output = result.stdout + result.stderr
+    if result.returncode != 0 and (reason := _gl_unavailable_reason(output)):
+        pytest.skip(reason)
+    assert result.returncode == 0, output
+    import sim_bridge
+
+    assert result.stdout.count("rendered h1-") == len(sim_bridge.available_task_ids()) == 14
+    image = __import__("imageio").v3.imread(out)
+    assert image.ndim == 3 and image.std() > 10  # frames, not a blank canvas
+
+
 def test_cli_list_prints_ids_sizes_and_bars():
     from sim_bridge.cli import main
 
