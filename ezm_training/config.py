@@ -60,14 +60,27 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # CPU, minutes: one task, tiny model, tiny search and buffers. Not meant to learn anything.
     "smoke": dict(
-        size="tiny", tasks="h1-stand", device="cpu", precision="fp32",
+        size="tiny", tasks="h1-stand", device="cpu", precision="fp32", num_threads=1,
         train_episode_steps=100, long_episode_steps=100, eval_episode_steps=100,
         num_simulations=8, num_sampled_actions=4, num_policy_actions=1, num_top_actions=4,
-        transitions_per_task=2_000, recent_window_per_task=2_000, start_transitions_per_task=200,
-        mixed_value_threshold_per_task=500, mixed_value_start_step=100,
-        num_actors=1, envs_per_task=1, reanalyze_workers=1,
-        batch_size=32, training_steps=200, offline_training_steps=0, entropy_samples=16,
-        eval_interval=100, eval_episodes_per_task=1, log_interval=10, checkpoint_interval=100,
+        transitions_per_task=1_000, recent_window_per_task=1_000, start_transitions_per_task=100,
+        mixed_value_threshold_per_task=250, mixed_value_start_step=50,
+        num_actors=1, envs_per_task=2, reanalyze_workers=1,
+        batch_size=32, training_steps=100, offline_training_steps=0, entropy_samples=16,
+        eval_interval=50, eval_episodes_per_task=1, log_interval=10, checkpoint_interval=50,
+    ),
+    # A first real run on a 2-core CPU, hours to days: stand, walk and run with the tiny model (bench/
+    # train_throughput.py: ~4 updates/s at batch 48 here; `small` runs ~0.75/s). EZ-M's schedule scaled
+    # down; 3 stored transitions per task per update instead of EZ-M's 1.67, because updates are the
+    # bottleneck on a CPU. lr 3e-4 is EZ V2's ([EZ2] dmc_state.yaml) for this small batch. A full
+    # 1024-sample entropy estimate costs more than the tiny network; 64 samples suffice for its mean.
+    "cpu": dict(
+        size="tiny", tasks="h1-locomotion", device="cpu", precision="fp32", num_threads=1,
+        num_actors=1, envs_per_task=2, reanalyze_workers=1, batch_size=48, lr=3e-4, entropy_samples=64,
+        training_steps=200_000, offline_training_steps=0, transitions_per_task=600_000,
+        recent_window_per_task=600_000, mixed_value_threshold_per_task=120_000, mixed_value_start_step=20_000,
+        eval_interval=2_000, eval_episodes_per_task=1, log_interval=50, checkpoint_interval=1_000,
+        save_video=True,
     ),
 }
 
@@ -93,7 +106,7 @@ class EZMConfig:
     saturation_spread: float = 0.1  # saturated if (max − min)/max of that window is below this; [EZM] global_storage
     saturation_min_return: float = 60.0  # ... and its min exceeds this return; [EZM] global_storage
     eval_episode_steps: int = 1000  # agent steps per eval episode; [EZM] HumanoidBench TimeLimit
-    respect_terminations: bool = False  # end episodes on HB terminations (falls); [EZM] envs ignore them
+    respect_terminations: bool = True  # terminations end episodes and are stored; choice: [EZM] ignores them
 
     # --- model (MODEL_SIZES sets the first nine) ---
     latent_dim: int = 512  # L, width of the latent state; [EZM] hidden_shape

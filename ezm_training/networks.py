@@ -339,6 +339,14 @@ class WorldModel(nn.Module):
         heads = torch.sort(self.value_support.decode(value_logits), dim=0).values
         return (heads * self._value_policy.pair_min_weights[:, None]).sum(0)
 
+    def value_and_policy(self, latent: torch.Tensor, task: torch.Tensor):
+        """latent [B, L] -> (value logits [H, B, S], policy mean [B, A], std [B, A]) from one trunk pass.
+
+        The learner's unroll needs all three at every step; calling value_logits and policy_params
+        separately would run the shared trunk twice.
+        """
+        return self._value_and_policy(latent, task)
+
     def _value_and_policy(self, latent, task):
         """value logits, policy mean and std from one pass through the shared trunk."""
         features = self._value_policy.trunk_features(latent, self.task_embedding(task))

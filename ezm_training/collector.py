@@ -1,0 +1,200 @@
+"""Collector: vectorised env workers + one batched search per env step -> replay `Segment`s.
+
+Env i of the vector env runs task i mod T ([EZM] data_worker: env index mod num_tasks). Each env step
+makes ONE `search_batch` call over all N envs with the actor model, so the search is batched across
+workers; the physics runs in the env's worker processes (sim_bridge.MultiTaskVectorEnv).
+
+Episodes ([EZM] ez/worker/data_worker.py):
+- a task collects with uniform random actions until it has `start_transitions_per_task` steps;
+- training episodes end at the collector's own limit (`train_episode_steps`, then `long_episode_steps` once
+  training passes `long_episodes_after` of training_steps or the task is "saturated"), at the env's
+  1000-step TimeLimit, or at a termination. The own limit and the TimeLimit are truncations (values
+  bootstrap from the final observation); a termination stores `terminated` when respect_terminations.
+- every block of an episode is emitted, the last included (`_EpisodeBlocks`).
+
+The interface to the rest is narrow: `collect(model, num_steps) -> CollectResult` (segments and finished
+episodes), so the same class can run inside a Ray actor later, writing into a remote replay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ezm_training.config import EZMConfig
+from ezm_training.model_search import search_batch, search_keys
+from ezm_training.networks import WorldModel
+from ezm_training.replay import Segment
+
+
+@dataclass
+class Episode:
+    task: int
+    ret: float
+    length: int
+    terminated: bool
+
+
+@dataclass
+class CollectResult:
+    segments: list[Segment] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
+    env_steps: int = 0
+
+
+class _EpisodeBlocks:
+    """The current episode of one env, cut into segments of `block` owned steps plus `pad` look-ahead."""
+
+    def __init__(self, task: int, block: int, pad: int):
+        self.task, self.block, self.pad = task, block, pad
+        self.obs: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+        self.rewards: list[float] = []
+
+    def start(self, obs: np.ndarray) -> None:
+        self.obs, self.actions, self.rewards = [obs], [], []
+
+    def append(self, action: np.ndarray, reward: float, next_obs: np.ndarray) -> Segment | None:
+        """Add a transition; returns a full segment once a block has its whole look-ahead."""
+        self.actions.append(action)
+        self.rewards.append(reward)
+        self.obs.append(next_obs)
+        if len(self.actions) < self.block + self.pad:
+            return None
+        segment = self._segment(self.block, len(self.actions), terminated=False)
+        self._drop(self.block)
+        return segment
+
+    def finish(self, terminated: bool) -> list[Segment]:
+        """The episode ended: every remaining block, each with whatever look-ahead is left (pitfall 2)."""
+        segments = []
+        while self.actions:
+            owned = min(self.block, len(self.actions))
+            segments.append(self._segment(owned, len(self.actions), terminated))
+            self._drop(owned)
+        return segments
+
+    def _segment(self, owned: int, count: int, terminated: bool) -> Segment:
+        return Segment(task=self.task, obs=np.stack(self.obs[: count + 1]).astype(np.float32),
+                       actions=np.stack(self.actions[:count]).astype(np.float32),
+                       rewards=np.asarray(self.rewards[:count], dtype=np.float32), owned=owned,
+                       terminated=terminated)
+
+    def _drop(self, count: int) -> None:
+        self.obs, self.actions, self.rewards = self.obs[count:], self.actions[count:], self.rewards[count:]
+
+
+class Collector:
+    """Steps a MultiTaskVectorEnv-like `venv` (reset, step, reset_envs; same-step autoreset with
+    infos[i]["final_obs"]) whose env i runs config task i mod T."""
+
+    def __init__(self, cfg: EZMConfig, venv, device: torch.device | str = "cpu"):
+        self.cfg = cfg
+        self.venv = venv
+        self.device = torch.device(device)
+        self.num_envs = venv.num_envs
+        self.env_task = np.arange(self.num_envs) % cfg.num_tasks
+        self.rng = np.random.default_rng(cfg.seed + 7_919)  # random warm-up actions
+        self.calls = 0  # search calls made; folds into the search keys
+        self.transitions = np.zeros(cfg.num_tasks, dtype=np.int64)  # env steps taken per task
+        self.long_episodes = False  # set by the trainer once training passes long_episodes_after
+        self.recent_returns = [deque(maxlen=cfg.saturation_window) for _ in range(cfg.num_tasks)]
+        self.timers = {"env": 0.0, "search": 0.0, "bookkeeping": 0.0}
+        self._blocks = [_EpisodeBlocks(int(t), cfg.block_steps, cfg.unroll_steps + cfg.td_steps)
+                        for t in self.env_task]
+        self._returns = np.zeros(self.num_envs)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        obs, _, _ = venv.reset(seed=cfg.seed)
+        self._obs = obs
+        for blocks, row in zip(self._blocks, obs):
+            blocks.start(row)
+
+    def episode_limit(self, task: int) -> int:
+        """The collector's own episode length for a task now ([EZM] data_worker curriculum)."""
+        if self.long_episodes or self._saturated(task):
+            return self.cfg.long_episode_steps
+        return self.cfg.train_episode_steps
+
+    def _saturated(self, task: int) -> bool:
+        """Last returns spread < saturation_spread of their max and min > saturation_min_return ([EZM])."""
+        returns = self.recent_returns[task]
+        if len(returns) < self.cfg.saturation_window:
+            return False
+        low, high = min(returns), max(returns)
+        return low > self.cfg.saturation_min_return and (high - low) < self.cfg.saturation_spread * high
+
+    @torch.no_grad()
+    def collect(self, model: WorldModel, num_steps: int) -> CollectResult:
+        """Step every env `num_steps` times. Tasks still in their warm-up act uniformly at random."""
+        cfg, result = self.cfg, CollectResult()
+        for _ in range(num_steps):
+            start = time.perf_counter()
+            warm = self.transitions[self.env_task] < cfg.start_transitions_per_task
+            actions = self.rng.uniform(-1.0, 1.0, size=(self.num_envs, self.venv.single_action_space.shape[0]))
+            if not warm.all():
+                obs = torch.as_tensor(self._obs, dtype=torch.float32, device=self.device)
+                task = torch.as_tensor(self.env_task, device=self.device)
+                keys = search_keys(cfg.seed, self.num_envs, self.calls, device=self.device)
+                out = search_batch(model, obs, task, keys, cfg, widen=True)
+                searched = out.action.float().cpu().numpy()
+                actions = np.where(warm[:, None], actions, searched)
+            self.calls += 1
+            actions = actions.astype(np.float32)
+            searched_at = time.perf_counter()
+            next_obs, rewards, terminated, truncated, infos = self.venv.step(actions)
+            stepped_at = time.perf_counter()
+            self._record(actions, next_obs, rewards, terminated, truncated, infos, result)
+            result.env_steps += self.num_envs
+            self.timers["search"] += searched_at - start
+            self.timers["env"] += stepped_at - searched_at
+            self.timers["bookkeeping"] += time.perf_counter() - stepped_at
+        return result
+
+    def _record(self, actions, next_obs, rewards, terminated, truncated, infos, result: CollectResult) -> None:
+        to_reset = np.zeros(self.num_envs, dtype=bool)
+        for i in range(self.num_envs):
+            task = int(self.env_task[i])
+            ended = bool(terminated[i] or truncated[i])
+            final = infos[i]["final_obs"] if ended else next_obs[i]
+            segment = self._blocks[i].append(actions[i], float(rewards[i]), final)
+            if segment is not None:
+                result.segments.append(segment)
+            self.transitions[task] += 1
+            self._returns[i] += rewards[i]
+            self._lengths[i] += 1
+            at_limit = not ended and self._lengths[i] >= self.episode_limit(task)
+            if ended or at_limit:
+                is_terminal = bool(terminated[i]) and self.cfg.respect_terminations
+                result.segments.extend(self._blocks[i].finish(is_terminal))
+                result.episodes.append(Episode(task, float(self._returns[i]), int(self._lengths[i]),
+                                               bool(terminated[i])))
+                self.recent_returns[task].append(float(self._returns[i]))
+                self._returns[i], self._lengths[i] = 0.0, 0
+                if at_limit:
+                    to_reset[i] = True
+                else:
+                    self._blocks[i].start(next_obs[i])  # already the next episode's first obs (autoreset)
+        self._obs = next_obs.copy()
+        if to_reset.any():
+            first = self.venv.reset_envs(to_reset)
+            for row, i in zip(first, np.flatnonzero(to_reset)):
+                self._obs[i] = row
+                self._blocks[i].start(row)
+
+    def state_dict(self) -> dict:
+        """Counters and the warm-up RNG. In-progress episodes are not saved: a resumed run restarts them."""
+        return {"calls": self.calls, "transitions": self.transitions.copy(), "rng": self.rng.bit_generator.state,
+                "long_episodes": self.long_episodes, "recent_returns": [list(r) for r in self.recent_returns]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.calls = int(state["calls"])
+        self.transitions = np.asarray(state["transitions"], dtype=np.int64).copy()
+        self.rng.bit_generator.state = state["rng"]
+        self.long_episodes = bool(state["long_episodes"])
+        for queue, values in zip(self.recent_returns, state["recent_returns"]):
+            queue.clear()
+            queue.extend(values)

@@ -1,0 +1,274 @@
+"""Trainer: schedules collection, reanalysis, updates, evaluation, logging and checkpoints of one run.
+
+One process, synchronous, in the order EZ V2's workers would interleave them:
+  1. collect until every task holds start_transitions_per_task + step·transitions_per_step stored env steps
+     ([EZ2] pacing: an actor waits while collected/total_transitions > trained/training_steps), while
+     step < training_steps; the offline_training_steps after that only train;
+  2. `train_step`: sample (replay) -> reanalyse with the target model (reanalyze) -> update (learner)
+     -> new priorities (replay);
+  3. every log_interval: CSV + TensorBoard + progress bar; eval_interval: evaluation, curves, video;
+     checkpoint_interval: checkpoint.
+
+The parts talk through narrow calls (collect -> segments; sample -> Batch; reanalyse -> Targets;
+update -> stats), so a later change can run collectors and reanalysers as Ray actors.
+
+Resume (`Trainer(cfg, run_dir, resume=checkpoint)`): model, optimiser, target/actor models, replay,
+counters and every RNG come back; the episodes that were in progress in the env workers do not (their
+stored blocks do), so collection restarts with fresh episodes, seeded from (seed, resume count).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ezm_training import checkpoint as ckpt
+from ezm_training.collector import Collector
+from ezm_training.config import EZMConfig
+from ezm_training.curves import plot_curves
+from ezm_training.evaluate import evaluate, record_video
+from ezm_training.learner import Learner
+from ezm_training.reanalyze import Reanalyzer, batch_to_tensors
+from ezm_training.replay import MultiTaskReplay
+
+log = logging.getLogger(__name__)
+
+ACTION_DIM = 19  # every H1 task (sim_bridge MultiTaskVectorEnv.single_action_space)
+# Vector-env steps per collect call while topping up: amortises the call overhead; small next to a block
+# (100) so pacing overshoots by at most this many steps per env.
+COLLECT_CHUNK_STEPS = 25
+VIDEO_EVERY_EVALS = 5  # rendering is slow on a CPU (evaluate.VIDEO_SIZE_PX); the final eval always records
+
+
+def train_step(learner: Learner, replay: MultiTaskReplay, reanalyzer: Reanalyzer, rng: np.random.Generator,
+               timers: dict[str, float] | None = None) -> dict:
+    """sample -> reanalyse (target model) -> update -> priorities. Returns the learner's stats."""
+    timers = timers if timers is not None else {}
+    start = time.perf_counter()
+    batch = replay.sample(learner.cfg.batch_size_per_task, rng)
+    sampled = time.perf_counter()
+    data = batch_to_tensors(batch, learner.device)
+    copied = time.perf_counter()
+    targets = reanalyzer(data, learner.target_model, learner.step)
+    reanalysed = time.perf_counter()
+    stats = learner.update(data, targets)
+    updated = time.perf_counter()
+    if stats["priorities"] is not None:
+        replay.update_priorities(batch.index, stats["priorities"])
+    # "data" = replay sampling plus the priority write-back; "copy" = host-to-device transfer of the batch.
+    for name, seconds in (("data", sampled - start), ("copy", copied - sampled), ("reanalyze", reanalysed - copied),
+                          ("update", updated - reanalysed), ("data", time.perf_counter() - updated)):
+        timers[name] = timers.get(name, 0.0) + seconds
+    return stats
+
+
+def obs_dims(task_ids) -> list[int]:
+    from sim_bridge.multitask import observation_size
+
+    return [observation_size(env_id) for env_id in task_ids]
+
+
+class _CsvLog:
+    """Append rows to a CSV, writing the header once; fields fixed by the first row."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.exists() and path.stat().st_size:
+            with open(path, newline="") as handle:
+                self.fields = next(csv.reader(handle), None)
+
+    def write(self, row: dict) -> None:
+        if self.fields is None:
+            self.fields = list(row)
+            with open(self.path, "w", newline="") as handle:
+                csv.writer(handle).writerow(self.fields)
+        with open(self.path, "a", newline="") as handle:
+            csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+
+
+class Trainer:
+    def __init__(self, cfg: EZMConfig, run_dir: Path, resume: Path | None = None, num_workers: int | None = None,
+                 progress: bool = True):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(cfg.to_json())
+        if cfg.num_threads > 0:
+            torch.set_num_threads(cfg.num_threads)
+        self.device = torch.device(cfg.device if cfg.device != "cuda" or torch.cuda.is_available() else "cpu")
+        if self.device.type != torch.device(cfg.device).type:
+            log.warning("device %s is not available; training on %s", cfg.device, self.device)
+        self.num_workers = num_workers
+        self.progress = progress
+        dims = obs_dims(cfg.task_ids)
+        self.learner = Learner(cfg, dims, ACTION_DIM, self.device)
+        self.replay = MultiTaskReplay(cfg, max(dims), ACTION_DIM)
+        self.reanalyzer = Reanalyzer(cfg)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.timers: dict[str, float] = {}
+        self.env_steps = 0
+        self.resume_count = 0
+        self.last_eval_step = -1
+        self.num_evals = 0
+        self.last_returns: dict[str, float] = {}
+        state = None
+        if resume is not None:
+            state, replay_state, _ = ckpt.load_checkpoint(resume, map_location=self.device)
+            self.learner.load_state_dict(state["learner"])
+            self.replay.load_state_dict(replay_state)
+            self.rng.bit_generator.state = state["rng"]
+            ckpt.set_rng_state(state["global_rng"])
+            self.env_steps, self.last_eval_step = int(state["env_steps"]), int(state["last_eval_step"])
+            self.resume_count = int(state["resume_count"]) + 1
+            self.num_evals = int(state.get("num_evals", 0))
+            self.last_returns = dict(state["last_returns"])
+            log.info("resumed from %s at step %d (%d env steps)", resume, self.learner.step, self.env_steps)
+        self.collector = self._make_collector(state["collector"] if state else None)
+        self.train_log = _CsvLog(self.run_dir / "train_log.csv")
+        self.episode_log = _CsvLog(self.run_dir / "episodes.csv")
+        self.eval_log = _CsvLog(self.run_dir / "eval_history.csv")
+        self.writer = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _make_collector(self, state: dict | None) -> Collector:
+        from sim_bridge.multitask import MultiTaskVectorEnv
+
+        cfg = self.cfg
+        num_envs = cfg.num_actors * cfg.envs_per_task * cfg.num_tasks
+        env_ids = [cfg.task_ids[i % cfg.num_tasks] for i in range(num_envs)]
+        venv = MultiTaskVectorEnv(env_ids, num_workers=self.num_workers)
+        # A resumed run starts fresh episodes with new seeds, never replaying the first run's.
+        collector = Collector(cfg.replace(seed=cfg.seed + 1_000 * self.resume_count), venv, self.device)
+        if state is not None:
+            collector.load_state_dict(state)
+        return collector
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.training_steps + self.cfg.offline_training_steps
+
+    def collection_target(self, step: int) -> int:
+        """Stored env steps every task should have before update `step` ([EZ2] pacing)."""
+        cfg = self.cfg
+        return min(cfg.transitions_per_task, cfg.start_transitions_per_task + math.ceil(step * cfg.transitions_per_step))
+
+    # --- the loop ---
+    def run(self) -> None:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        bar = tqdm(total=self.total_steps, initial=self.learner.step, desc="ezm-train", dynamic_ncols=True,
+                   disable=not self.progress, mininterval=2.0, file=sys.stderr)
+        window_start, window_steps, window_env = time.perf_counter(), self.learner.step, self.env_steps
+        try:
+            while self.learner.step < self.total_steps:
+                step = self.learner.step
+                if step < cfg.training_steps:
+                    self._collect_until(self.collection_target(step))
+                self.collector.long_episodes = step >= cfg.long_episodes_step
+                stats = train_step(self.learner, self.replay, self.reanalyzer, self.rng, self.timers)
+                bar.update(1)
+                step = self.learner.step
+                if step % cfg.log_interval == 0 or step == self.total_steps:
+                    now = time.perf_counter()
+                    rates = {"updates_per_s": (step - window_steps) / (now - window_start),
+                             "env_steps_per_s": (self.env_steps - window_env) / (now - window_start)}
+                    window_start, window_steps, window_env = now, step, self.env_steps
+                    self._log(stats, rates)
+                    bar.set_postfix_str(self._postfix(rates), refresh=False)
+                if step % cfg.eval_interval == 0 or step == self.total_steps:
+                    self.evaluate_and_plot()
+                if step % cfg.checkpoint_interval == 0 or step == self.total_steps:
+                    self.save()
+        finally:
+            bar.close()
+            self.collector.venv.close()
+            if self.writer is not None:
+                self.writer.close()
+
+    def _collect_until(self, target: int) -> None:
+        start = time.perf_counter()
+        steps_per_call = max(1, min(self.cfg.block_steps, COLLECT_CHUNK_STEPS))
+        while min(self.replay.transitions()) < target:
+            result = self.collector.collect(self.learner.actor_model, steps_per_call)
+            for segment in result.segments:
+                self.replay.add(segment)
+            self.env_steps += result.env_steps
+            for episode in result.episodes:
+                env_id = self.cfg.task_ids[episode.task]
+                self.last_returns[env_id] = episode.ret
+                self.episode_log.write({"step": self.learner.step, "env_id": env_id,
+                                        "task_env_steps": int(self.collector.transitions[episode.task]),
+                                        "return": round(episode.ret, 3), "length": episode.length,
+                                        "terminated": int(episode.terminated)})
+                if self.writer is not None:
+                    self.writer.add_scalar(f"train_return/{env_id}", episode.ret, self.collector.transitions[episode.task])
+        self.timers["collect"] = self.timers.get("collect", 0.0) + time.perf_counter() - start
+
+    def _log(self, stats: dict, rates: dict) -> None:
+        row = {"step": self.learner.step, "env_steps": self.env_steps, **rates,
+               **{k: v for k, v in stats.items() if k != "priorities"},
+               **{f"time/{k}": round(v, 3) for k, v in sorted(self.timers.items())},
+               **{f"time/collector_{k}": round(v, 3) for k, v in sorted(self.collector.timers.items())},
+               **{f"env_steps/{env_id}": int(n) for env_id, n in zip(self.cfg.task_ids, self.collector.transitions)}}
+        self.train_log.write(row)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, self.learner.step)
+
+    def _postfix(self, rates: dict) -> str:
+        returns = " ".join(f"{env_id.split('-')[1]}={ret:.0f}" for env_id, ret in self.last_returns.items())
+        return f"env {rates['env_steps_per_s']:.0f}/s upd {rates['updates_per_s']:.2f}/s | {returns}"
+
+    # --- evaluation, curves, checkpoints ---
+    def evaluate_and_plot(self) -> None:
+        cfg, step = self.cfg, self.learner.step
+        if step == self.last_eval_step:
+            return
+        self.last_eval_step = step
+        start = time.perf_counter()
+        model = self.learner.target_model  # the EMA weights, as the actors use ([EZM] evaluates a hard copy)
+        results = evaluate(cfg, model, cfg.eval_episodes_per_task, seed=cfg.seed + 10_000 + step,
+                           num_workers=self.num_workers, device=self.device)
+        for result in results:
+            task_steps = int(self.collector.transitions[cfg.task_ids.index(result.env_id)])
+            self.eval_log.write({"step": step, "task_env_steps": task_steps, **asdict(result)})
+            if self.writer is not None:
+                self.writer.add_scalar(f"eval_return/{result.env_id}", result.mean_return, task_steps)
+        log.info("eval at step %d: %s", step, ", ".join(f"{r.env_id} {r.mean_return:.1f}" for r in results))
+        plot_curves(self.run_dir, cfg.task_ids)
+        self.num_evals += 1
+        if cfg.save_video and (self.num_evals % VIDEO_EVERY_EVALS == 1 or step == self.total_steps):
+            for env_id in cfg.task_ids:
+                reason = record_video(cfg, model, env_id, self.run_dir / "videos" / f"{env_id}_step{step:09d}.mp4",
+                                      seed=cfg.seed + step, device=self.device)
+                if reason:
+                    log.warning("video of %s skipped: %s", env_id, reason)
+                    break
+        self.timers["eval"] = self.timers.get("eval", 0.0) + time.perf_counter() - start
+
+    def state_dict(self) -> dict:
+        return {"learner": self.learner.state_dict(), "collector": self.collector.state_dict(),
+                "rng": self.rng.bit_generator.state, "global_rng": ckpt.rng_state(), "env_steps": self.env_steps,
+                "last_eval_step": self.last_eval_step, "resume_count": self.resume_count, "num_evals": self.num_evals,
+                "last_returns": self.last_returns}
+
+    def save(self) -> Path:
+        start = time.perf_counter()
+        path = ckpt.save_checkpoint(self.run_dir / "checkpoints", self.learner.step, self.state_dict(),
+                                    self.replay.state_dict(), self.cfg.to_json(), keep=self.cfg.keep_checkpoints)
+        self.timers["checkpoint"] = self.timers.get("checkpoint", 0.0) + time.perf_counter() - start
+        log.info("checkpoint %s", path)
+        return path

@@ -1,0 +1,30 @@
+"""Shared fixtures of the ezm_training tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ezm_training.config import EZMConfig
+from ezm_training.replay import MultiTaskReplay, Segment
+
+OBS_DIM, ACTION_DIM = 51, 19  # h1 stand/walk/run
+
+
+@pytest.fixture
+def random_replay():
+    """`random_replay(cfg, full_segments=1, seed=0)`: a replay with, per task, `full_segments` segments of a
+    block plus look-ahead and one short terminated episode end (random obs, actions and rewards)."""
+
+    def build(cfg: EZMConfig, full_segments: int = 1, seed: int = 0) -> MultiTaskReplay:
+        rng = np.random.default_rng(seed)
+        replay = MultiTaskReplay(cfg, OBS_DIM, ACTION_DIM)
+        width = cfg.block_steps + cfg.unroll_steps + cfg.td_steps
+        for task in range(cfg.num_tasks):
+            for n, terminated in [(width, False)] * full_segments + [(6, True)]:
+                replay.add(Segment(task, rng.normal(size=(n + 1, OBS_DIM)).astype(np.float32),
+                                   rng.uniform(-0.9, 0.9, (n, ACTION_DIM)).astype(np.float32),
+                                   rng.uniform(0, 2, n).astype(np.float32), min(n, cfg.block_steps), terminated))
+        return replay
+
+    return build

@@ -1,0 +1,123 @@
+"""Checkpoints: resuming reproduces an uninterrupted run, and a SIGKILL mid-write never loses the last good one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ezm_training import checkpoint as ckpt
+from ezm_training.config import EZMConfig
+from ezm_training.learner import Learner
+from ezm_training.reanalyze import Reanalyzer
+from ezm_training.trainer import train_step
+
+torch.set_num_threads(1)
+
+
+def _cfg() -> EZMConfig:
+    return EZMConfig.from_preset("smoke", tasks="h1-stand-v0,h1-walk-v0", batch_size=8, block_steps=10,
+                                 entropy_samples=8, lr=1e-3)
+
+
+def _parts(cfg: EZMConfig, random_replay):
+    replay = random_replay(cfg, full_segments=2)
+    return Learner(cfg, [51, 51], 19), replay, Reanalyzer(cfg), np.random.default_rng(cfg.seed)
+
+
+def _state(learner, rng) -> dict:
+    return {"learner": learner.state_dict(), "rng": rng.bit_generator.state, "global_rng": ckpt.rng_state()}
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, random_replay):
+    cfg = _cfg()
+    # Uninterrupted: 12 steps (the EMA fires at 5 and 10, across the checkpoint at 6).
+    learner, replay, reanalyzer, rng = _parts(cfg, random_replay)
+    for _ in range(12):
+        train_step(learner, replay, reanalyzer, rng)
+    reference = {name: tensor.clone() for name, tensor in learner.state_dict()["model"].items()}
+    reference_target = {name: tensor.clone() for name, tensor in learner.target_model.state_dict().items()}
+    reference_priorities = [buffer.priorities.copy() for buffer in replay.tasks]
+
+    # Interrupted: 6 steps, checkpoint, fresh objects, load, 6 more.
+    learner, replay, reanalyzer, rng = _parts(cfg, random_replay)
+    for _ in range(6):
+        train_step(learner, replay, reanalyzer, rng)
+    path = ckpt.save_checkpoint(tmp_path, learner.step, _state(learner, rng), replay.state_dict(), cfg.to_json())
+    del learner, replay, rng
+    learner, replay, reanalyzer, rng = _parts(cfg, random_replay)
+    state, replay_state, config_json = ckpt.load_checkpoint(path)
+    assert EZMConfig.from_json(config_json) == cfg
+    learner.load_state_dict(state["learner"])
+    replay.load_state_dict(replay_state)
+    rng.bit_generator.state = state["rng"]
+    ckpt.set_rng_state(state["global_rng"])
+    for _ in range(6):
+        train_step(learner, replay, reanalyzer, rng)
+
+    for name, tensor in learner.state_dict()["model"].items():
+        assert torch.equal(tensor, reference[name]), name  # bitwise
+    for name, tensor in learner.target_model.state_dict().items():
+        assert torch.equal(tensor, reference_target[name]), name
+    for buffer, expected in zip(replay.tasks, reference_priorities):
+        np.testing.assert_array_equal(buffer.priorities, expected)
+
+
+def test_old_checkpoints_are_pruned_and_temporaries_ignored(tmp_path):
+    for step in (1, 2, 3, 4):
+        ckpt.save_checkpoint(tmp_path, step, {"step": step}, {"x": np.zeros(1)}, "{}", keep=2)
+    (tmp_path / "ckpt_000000009.tmp-123").mkdir()  # a killed writer's leftover
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["ckpt_000000003", "ckpt_000000004"]
+    assert ckpt.latest_checkpoint(tmp_path).name == "ckpt_000000004"
+    ckpt.save_checkpoint(tmp_path, 5, {"step": 5}, {"x": np.zeros(1)}, "{}", keep=2)
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+_WRITER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    import numpy as np
+    from ezm_training import checkpoint as ckpt
+
+    root = Path(sys.argv[1])
+    ckpt.save_checkpoint(root, 1, {"step": 1}, {"x": np.arange(10)}, '{"good": true}')
+    print("first saved", flush=True)
+    big = {f"a{i}": np.random.default_rng(i).random(4_000_000) for i in range(20)}  # ~640 MB: slow to write
+    ckpt.save_checkpoint(root, 2, {"step": 2}, big, "{}")
+    print("second saved", flush=True)
+""")
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    root = tmp_path / "checkpoints"
+    process = subprocess.Popen([sys.executable, str(script), str(root)], stdout=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert process.stdout.readline().strip() == "first saved"
+        deadline = time.monotonic() + 60
+        # Wait until the second checkpoint's temporary directory has started receiving replay data.
+        while not any(p.stat().st_size > 0 for p in root.glob("ckpt_000000002.tmp-*/replay.npz")):
+            assert process.poll() is None, "the writer finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    latest = ckpt.latest_checkpoint(root)
+    assert latest is not None and latest.name == "ckpt_000000001"
+    state, replay, config_json = ckpt.load_checkpoint(latest)
+    assert state == {"step": 1} and config_json == '{"good": true}'
+    np.testing.assert_array_equal(replay["x"], np.arange(10))
