@@ -3,28 +3,98 @@
 Shape legend used across `ezm_training.search`: B roots, W walkers per root in one phase step, K root
 candidates, C child slots of a node, A action dims, L latent.
 
-Beyond the array API standard we rely on one thing every backend we run on (numpy, torch, cupy) has:
-integer-array indexing for reading and writing (`x[b, n] = v` with broadcast index arrays).
+Beyond the array API standard we rely on two things every backend we run on (numpy, torch, cupy) has:
+integer-array indexing for reading and writing (`x[b, n] = v` with broadcast index arrays), and the
+`.clip(min, max)` method (see `clip`).
+
+Why the helpers below are cached or native: the deployment planner searches ONE root per 20 ms control
+step, where the arrays hold a few dozen numbers and every array op costs its Python overhead, not its
+arithmetic. Profiling a 32-simulation batch-1 search on numpy (BENCHMARKS.md, "Planner latency") found
+a third of the time in `array_api_compat`'s generic wrappers (`clip`, `array_namespace`) and in
+re-creating `arange(B)` index arrays. The helpers keep the arithmetic identical.
 """
 
 from __future__ import annotations
 
+import functools
+import types
 from typing import Any
 
-from array_api_compat import array_namespace, device
+from array_api_compat import array_namespace, device, is_numpy_namespace
 
 Array = Any  # numpy.ndarray or torch.Tensor; the search never names the framework.
 
+_NAMESPACES: dict[type, Any] = {}
+
+
+def namespace(x: Array) -> Any:
+    """`array_namespace(x)`, cached by the array's type (the namespace depends on nothing else).
+
+    For numpy, the namespace's reductions are swapped for their ufuncs' (`_numpy_with_ufunc_reductions`).
+    """
+    xp = _NAMESPACES.get(type(x))
+    if xp is None:
+        xp = array_namespace(x)
+        if is_numpy_namespace(xp):
+            xp = _numpy_with_ufunc_reductions(xp)
+        _NAMESPACES[type(x)] = xp
+    return xp
+
+
+def _numpy_with_ufunc_reductions(xp: types.ModuleType) -> types.SimpleNamespace:
+    """`array_api_compat.numpy` with `sum`, `max` and `min` calling `add/maximum/minimum.reduce` directly,
+    and `astype` calling the ndarray method.
+
+    np.sum and np.max are those same ufunc reductions behind argument dispatch that costs 1.5–2 µs a
+    call on small arrays, and the wrapped astype checks devices first (1 µs); a batch-1 search makes
+    about 60 calls of each kind. Same results, bit for bit.
+    """
+    fast = types.SimpleNamespace(**vars(xp))
+
+    def astype(x, dtype, /, *, copy=True, device=None):
+        return x.astype(dtype, copy=copy)
+
+    def sum(x, /, *, axis=None, dtype=None, keepdims=False):  # noqa: A001 (the array API's name)
+        return xp.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def max(x, /, *, axis=None, keepdims=False):  # noqa: A001
+        return xp.maximum.reduce(x, axis=axis, keepdims=keepdims)
+
+    def min(x, /, *, axis=None, keepdims=False):  # noqa: A001
+        return xp.minimum.reduce(x, axis=axis, keepdims=keepdims)
+
+    fast.sum, fast.max, fast.min, fast.astype = sum, max, min, astype
+    return fast
+
+
+def clip(x: Array, low: float | None = None, high: float | None = None) -> Array:
+    """Elementwise clip to [low, high] with scalar bounds (None: unbounded on that side).
+
+    numpy's and torch's own `.clip` method: `array_api_compat`'s `clip` wrapper checks broadcasting and
+    dtypes on every call and costs about 8 µs on a 16-element array, against 1–2 µs here.
+    """
+    return x.clip(low, high)
+
 
 def batch_index(x: Array, num_dims: int) -> Array:
-    """`arange(B)` shaped [B, 1, ..., 1] (num_dims axes), to index per-root rows of a [B, ...] array."""
-    xp = array_namespace(x)
-    idx = xp.arange(x.shape[0], dtype=xp.int64, device=device(x))
-    return xp.reshape(idx, (x.shape[0],) + (1,) * (num_dims - 1))
+    """`arange(B)` shaped [B, 1, ..., 1] (num_dims axes), to index per-root rows of a [B, ...] array.
+
+    Cached per (framework, B, num_dims, device): the search asks for the same few index arrays dozens of
+    times per call. Callers only read them (as indices), so sharing one array is safe.
+    """
+    namespace(x)  # makes sure _NAMESPACES knows this array type
+    return _batch_index(type(x), x.shape[0], num_dims, device(x))
+
+
+@functools.lru_cache(maxsize=64)
+def _batch_index(array_type: type, num_roots: int, num_dims: int, dev: Any) -> Array:
+    xp = _NAMESPACES[array_type]
+    idx = xp.arange(num_roots, dtype=xp.int64, device=dev)
+    return xp.reshape(idx, (num_roots,) + (1,) * (num_dims - 1))
 
 
 def softmax(logits: Array) -> Array:
     """Softmax over the last axis, shifted by the max for stability."""
-    xp = array_namespace(logits)
+    xp = namespace(logits)
     z = xp.exp(logits - xp.max(logits, axis=-1, keepdims=True))
     return z / xp.sum(z, axis=-1, keepdims=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
-from ezm_training.search._arrays import Array, softmax
+from ezm_training.search._arrays import Array, namespace, softmax
 from ezm_training.search.qtransforms import TransformedQ
 from ezm_training.search.tree import Tree
 
@@ -20,7 +20,7 @@ QTransform = Callable[[Tree, Array, int], TransformedQ]
 
 def root_q(tree: Tree, qtransform: QTransform) -> TransformedQ:
     """TransformedQ of the root's K candidates, each field with the walker axis dropped ([B, K])."""
-    xp = array_namespace(tree.node_visits)
+    xp = namespace(tree.node_visits)
     root = xp.zeros((tree.batch_size, 1), dtype=xp.int64, device=device(tree.node_visits))
     out = qtransform(tree, root, tree.num_candidates)
     return TransformedQ(*(x[:, 0, ...] for x in out))
@@ -39,7 +39,7 @@ def interior_action(tree: Tree, nodes: Array, qtransform: QTransform, *, childre
     the visit distribution towards π' (Gumbel MuZero Eq. 14; [EZ2] cnode.cpp `select_action`).
     Ties go to the lowest slot, as `argmax` returns the first maximum on every backend.
     """
-    xp = array_namespace(nodes)
+    xp = namespace(nodes)
     q = qtransform(tree, nodes, children_per_node)
     pi_prime = softmax(q.sigma)
     visits = xp.astype(q.visits, pi_prime.dtype)

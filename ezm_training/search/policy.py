@@ -15,13 +15,13 @@ import functools
 import numbers
 from typing import Callable
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
 from ezm_training.search import rng as rng_lib
-from ezm_training.search._arrays import Array, batch_index, softmax
+from ezm_training.search._arrays import Array, batch_index, namespace, softmax
 from ezm_training.search.action_selection import root_q, root_scores
 from ezm_training.search.qtransforms import C_SCALE, C_VISIT, VALUE_MINMAX_DELTA, transformed_q
-from ezm_training.search.sampling import ACTION_CLIP, sample_candidates
+from ezm_training.search.sampling import ACTION_CLIP, child_noise_table, sample_candidates
 from ezm_training.search.search import run_phase_step
 from ezm_training.search.seq_halving import best_survivor, halve, initial_survivors, phase_schedule
 from ezm_training.search.tree import Tree, instantiate_tree, node_values
@@ -60,7 +60,7 @@ def gumbel_search(
 
     All arrays are numpy or torch (any device); no value is copied to the host during the search.
     """
-    xp = array_namespace(root.value)
+    xp = namespace(root.value)
     num_roots = root.value.shape[0]
     if not 0 <= num_policy_actions <= num_candidates:
         raise ValueError(f"num_policy_actions must be in [0, num_candidates], got {num_policy_actions}")
@@ -80,6 +80,8 @@ def gumbel_search(
         noise = rng_lib.gumbel(keys, rng_lib.STREAM_GUMBEL, row, num_candidates, dtype=root.value.dtype)
         gumbel = gumbel_scale * noise
     tree = instantiate_tree(root, candidates, num_simulations=num_simulations, children_per_node=children_per_node)
+    child_noise = child_noise_table(keys, num_nodes=num_simulations + 1, children_per_node=children_per_node,
+                                    action_dim=candidates.shape[-1], dtype=tree.policy_mean.dtype)
     qtransform = functools.partial(
         transformed_q, discount=discount, c_visit=c_visit, c_scale=c_scale, value_minmax_delta=value_minmax_delta
     )
@@ -95,6 +97,7 @@ def gumbel_search(
             tree, survivors[:, : step.num_visited], prior_visits=step.prior_visits,
             first_node=simulations_done + 1, recurrent_fn=recurrent_fn, keys=keys, qtransform=qtransform,
             children_per_node=children_per_node, discount=discount, action_clip=action_clip,
+            child_noise=child_noise,
         )
         simulations_done += step.num_visited
 

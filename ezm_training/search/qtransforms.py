@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from array_api_compat import array_namespace
-
-from ezm_training.search._arrays import Array
+from ezm_training.search._arrays import Array, clip, namespace
 from ezm_training.search.tree import Tree, child_stats
 
 C_VISIT = 50.0  # [EZ2] ez/config/exp/dmc_state.yaml c_visit; = [EZM] humanoid_bench_state.yaml
@@ -33,17 +31,17 @@ def mixed_value(raw_value: Array, q: Array, visits: Array) -> Array:
     node's running mean value and its own visit count (= 1 + ΣN) instead; the two agree when no child is
     visited and differ only in how much of the backed-up mean enters. With no visited child, v_mix = v̂.
     """
-    xp = array_namespace(q)
+    xp = namespace(q)
     visited = xp.astype(visits > 0, q.dtype)
     num_visited = xp.sum(visited, axis=-1)
     total_visits = xp.astype(xp.sum(visits, axis=-1), q.dtype)
-    mean_q = xp.sum(q * visited, axis=-1) / xp.clip(num_visited, 1.0, None)
+    mean_q = xp.sum(q * visited, axis=-1) / clip(num_visited, 1.0, None)
     return (raw_value + total_visits * mean_q) / (1.0 + total_visits)
 
 
 def completed_q(raw_value: Array, q: Array, visits: Array) -> Array:
     """[..., C] q where visited, v_mix elsewhere."""
-    xp = array_namespace(q)
+    xp = namespace(q)
     return xp.where(visits > 0, q, mixed_value(raw_value, q, visits)[..., None])
 
 
@@ -56,14 +54,14 @@ def normalize_q(
     blown up to the full [0, 1] scale. ([EZ2] cminimax.cpp leaves q un-normalised when the range is
     exactly 0; that only happens before two distinct values exist, which our schedule never reads.)
     """
-    xp = array_namespace(q)
-    scale = xp.clip(value_max - value_min, value_minmax_delta, None)
-    return xp.clip((q - value_min[..., None]) / scale[..., None], 0.0, 1.0)
+    xp = namespace(q)
+    scale = clip(value_max - value_min, value_minmax_delta, None)
+    return clip((q - value_min[..., None]) / scale[..., None], 0.0, 1.0)
 
 
 def sigma(q_hat: Array, visits: Array, *, c_visit: float = C_VISIT, c_scale: float = C_SCALE) -> Array:
     """σ(q̂) [..., C] = (c_visit + max_b N(b)) · c_scale · q̂, max over the node's children."""
-    xp = array_namespace(q_hat)
+    xp = namespace(q_hat)
     max_visits = xp.astype(xp.max(visits, axis=-1, keepdims=True), q_hat.dtype)
     return (c_visit + max_visits) * c_scale * q_hat
 

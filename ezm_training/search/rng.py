@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
-from ezm_training.search._arrays import Array
+from ezm_training.search._arrays import Array, namespace
 
 _MASK32 = 0xFFFFFFFF
 _GOLDEN32 = 0x9E3779B9  # 2**32 / golden ratio: spreads consecutive stream ids and root indices
@@ -56,7 +56,7 @@ def root_keys(seed: int, num_roots: int, *, like: Array) -> Array:
 
     Root b gets mix(mix(seed) + b·golden). To reproduce root b alone, pass `keys[b:b+1]`, not a new seed.
     """
-    xp = array_namespace(like)
+    xp = namespace(like)
     seed_hash = _mix32(_mix32((seed >> 32) & _MASK32) ^ (seed & _MASK32))  # all 64 bits of the seed count
     index = xp.arange(num_roots, dtype=xp.int64, device=device(like))
     return _mix32((seed_hash + _mul32(index, _GOLDEN32)) & _MASK32)
@@ -74,7 +74,7 @@ def _bits(keys: Array, stream: int, rows: Array, count: int) -> Array:
     sequence from there (row_key + j·golden), as in splitmix. Because the row id is hashed before it
     meets the key, two roots whose keys differ by d never see shifted copies of one another's stream.
     """
-    xp = array_namespace(keys)
+    xp = namespace(keys)
     stream_keys = _mix32(keys ^ _mix32((stream * _GOLDEN32) & _MASK32))
     stream_keys = xp.reshape(stream_keys, (keys.shape[0],) + (1,) * (rows.ndim - 1))
     row_keys = _mix32((stream_keys + _mix32(rows & _MASK32)) & _MASK32)
@@ -84,14 +84,14 @@ def _bits(keys: Array, stream: int, rows: Array, count: int) -> Array:
 
 def uniform(keys: Array, stream: int, rows: Array, count: int, *, dtype) -> Array:
     """[B, ..., count] U(0, 1) on the open interval: 24 bits, exact in float32, never 0 or 1."""
-    xp = array_namespace(keys)
+    xp = namespace(keys)
     bits = _bits(keys, stream, rows, count) >> 8
     return (xp.astype(bits, dtype) + 0.5) * (1.0 / (1 << 24))
 
 
 def normal(keys: Array, stream: int, rows: Array, count: int, *, dtype) -> Array:
     """[B, ..., count] standard normals by Box-Muller, both the cosine and the sine half of each pair."""
-    xp = array_namespace(keys)
+    xp = namespace(keys)
     half = (count + 1) // 2
     u = uniform(keys, stream, rows, 2 * half, dtype=dtype)
     radius = xp.sqrt(-2.0 * xp.log(u[..., :half]))
@@ -101,5 +101,5 @@ def normal(keys: Array, stream: int, rows: Array, count: int, *, dtype) -> Array
 
 def gumbel(keys: Array, stream: int, rows: Array, count: int, *, dtype) -> Array:
     """[B, ..., count] standard Gumbel: -log(-log(u))."""
-    xp = array_namespace(keys)
+    xp = namespace(keys)
     return -xp.log(-xp.log(uniform(keys, stream, rows, count, dtype=dtype)))

@@ -10,18 +10,25 @@ All noise comes from `rng` with explicit per-root keys [B] (see rng.py for why).
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
 from ezm_training.search import rng
-from ezm_training.search._arrays import Array
+from ezm_training.search._arrays import Array, batch_index, namespace
+from ezm_training.search._arrays import clip as clip_values
 
 ACTION_CLIP = 0.999  # [EZ2] cy_mcts.py sample_actions: all_actions.clip(-0.999, 0.999)
+
+# Trees with at most this many interior edges (B · (N + 1) · D) draw the noise of every edge at once
+# (`child_noise_table`): one hash pass per search instead of one per phase step, about a sixth of a
+# batch-1 search's bookkeeping. Bigger trees (training batches) draw only the rows they expand, as most
+# of a big table would go unused. A row's draw is a pure function of (key, row): both give equal numbers.
+EAGER_CHILD_NOISE_MAX_ROWS = 4096
 
 
 def squashed_normal(mean: Array, std: Array, noise: Array, *, clip: float = ACTION_CLIP) -> Array:
     """clip(tanh(mean + std·noise), ±clip); all arguments broadcast to one shape."""
-    xp = array_namespace(mean)
-    return xp.clip(xp.tanh(mean + std * noise), -clip, clip)
+    xp = namespace(mean)
+    return clip_values(xp.tanh(mean + std * noise), -clip, clip)
 
 
 def sample_candidates(
@@ -42,7 +49,7 @@ def sample_candidates(
     `std_magnification` 3). With `widen=False` (evaluation, [EZ2] add_noise=False) all K come from π.
     Candidate k uses the same ε whether widened or not, so widening changes only the spread.
     """
-    xp = array_namespace(mean)
+    xp = namespace(mean)
     rows = xp.arange(num_candidates, dtype=xp.int64, device=device(mean))[None, :]  # [1, K]
     noise = rng.normal(keys, rng.STREAM_CANDIDATES, rows, mean.shape[-1], dtype=mean.dtype)  # [B, K, A]
     scale = std[:, None, :]
@@ -50,6 +57,18 @@ def sample_candidates(
         widening = [1.0] * num_policy_actions + [widen_std_factor] * (num_candidates - num_policy_actions)
         scale = scale * xp.reshape(xp.asarray(widening, dtype=mean.dtype, device=device(mean)), (1, -1, 1))
     return squashed_normal(mean[:, None, :], scale, noise, clip=clip)
+
+
+def child_noise_table(keys: Array, *, num_nodes: int, children_per_node: int, action_dim: int, dtype) -> Array | None:
+    """[B, num_nodes · D, A] the normals of every interior edge (row node · D + slot), exactly as
+    `sample_child_actions` draws them one row at a time; None when the table would exceed
+    EAGER_CHILD_NOISE_MAX_ROWS rows, so that the caller draws lazily."""
+    num_rows = num_nodes * children_per_node
+    if keys.shape[0] * num_rows > EAGER_CHILD_NOISE_MAX_ROWS:
+        return None
+    xp = namespace(keys)
+    rows = xp.arange(num_rows, dtype=xp.int64, device=device(keys))[None, :]
+    return rng.normal(keys, rng.STREAM_CHILDREN, rows, action_dim, dtype=dtype)
 
 
 def sample_child_actions(
@@ -61,14 +80,19 @@ def sample_child_actions(
     *,
     children_per_node: int,
     clip: float = ACTION_CLIP,
+    noise_table: Array | None = None,
 ) -> Array:
     """The action [B, W, A] on edge (parent, slot) of interior nodes, from the parent's own π, not widened.
 
     parent, slot: [B, W] int64 node index and child slot; mean, std: [B, W, A] the parent's policy.
+    noise_table: `child_noise_table`'s rows, or None to draw the rows needed here.
     [EZ2] samples the `leaf_num` = D children of a node when it is expanded. Here the action of slot s is a
     pure function of (key, parent, s), so computing it when the slot is first expanded gives exactly
     the action eager sampling would have stored, while drawing noise only for slots the search expands.
     """
     rows = parent * children_per_node + slot  # [B, W]: one row of A numbers per edge
-    noise = rng.normal(keys, rng.STREAM_CHILDREN, rows, mean.shape[-1], dtype=mean.dtype)
+    if noise_table is None:
+        noise = rng.normal(keys, rng.STREAM_CHILDREN, rows, mean.shape[-1], dtype=mean.dtype)
+    else:
+        noise = noise_table[batch_index(rows, 2), rows]
     return squashed_normal(mean, std, noise, clip=clip)

@@ -29,9 +29,9 @@ Shapes: B roots, W walkers per root, S nodes, D children per interior node, A ac
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
-from ezm_training.search._arrays import Array, batch_index
+from ezm_training.search._arrays import Array, batch_index, namespace
 from ezm_training.search.action_selection import QTransform, interior_action
 from ezm_training.search.sampling import sample_child_actions
 from ezm_training.search.tree import Tree
@@ -50,39 +50,45 @@ def run_phase_step(
     children_per_node: int,
     discount: float,
     action_clip: float,
+    child_noise: Array | None = None,
 ) -> None:
     """Run one simulation below each of the root slots [B, W]; writes nodes first_node..first_node+W-1.
 
     prior_visits: visits every one of these root children has before the step (from the schedule).
+    child_noise: `sampling.child_noise_table` for this search, or None to draw interior noise lazily.
     """
     parent, slot = _descend(tree, root_slots, prior_visits, qtransform, children_per_node)
-    action = _edge_actions(tree, parent, slot, prior_visits, keys, children_per_node, action_clip)
+    action = _edge_actions(tree, parent, slot, prior_visits, keys, children_per_node, action_clip, child_noise)
     _expand(tree, parent, slot, action, first_node, recurrent_fn)
     _backward(tree, first_node, root_slots.shape[1], prior_visits, discount)
 
 
 def _descend(tree: Tree, root_slots: Array, prior_visits: int, qtransform: QTransform, children_per_node: int):
     """Walk from each root slot [B, W] to the first unexpanded slot: returns (parent, slot), each [B, W]."""
-    xp = array_namespace(root_slots)
+    xp = namespace(root_slots)
     b2 = batch_index(root_slots, 2)
     parent = xp.full(root_slots.shape, Tree.ROOT_INDEX, dtype=xp.int64, device=device(root_slots))
     slot = root_slots
     if prior_visits == 0:  # the root children themselves are new
         return parent, slot
     node = tree.children_index[b2, parent, slot]
-    for _ in range(prior_visits):  # enough to reach an unexpanded slot (module docstring)
+    for _ in range(prior_visits - 1):  # enough to reach an unexpanded slot (module docstring)
         expanded = node != Tree.UNVISITED
-        # Walks that have already stopped evaluate the root's row; their result is masked out.
-        here = xp.where(expanded, node, Tree.ROOT_INDEX)
-        choice = interior_action(tree, here, qtransform, children_per_node=children_per_node)
-        parent = xp.where(expanded, here, parent)
+        # A walk that has stopped sits on the sentinel node (UNVISITED), whose children are UNVISITED
+        # too: its choice is masked out below and its `node` stays put.
+        choice = interior_action(tree, node, qtransform, children_per_node=children_per_node)
+        parent = xp.where(expanded, node, parent)
         slot = xp.where(expanded, choice, slot)
-        node = xp.where(expanded, tree.children_index[b2, here, choice], node)
-    return parent, slot
+        node = tree.children_index[b2, node, choice]
+    # The last level needs no selection rule. The subtree of a root child visited v times holds v nodes,
+    # so a walk still on an expanded node here has passed all of them: the node has no expanded child,
+    # every slot has the same completed Q and no visits, and the rule's argmax picks the first slot.
+    expanded = node != Tree.UNVISITED
+    return xp.where(expanded, node, parent), xp.where(expanded, xp.zeros_like(slot), slot)
 
 
 def _edge_actions(tree: Tree, parent: Array, slot: Array, prior_visits: int, keys: Array, children_per_node: int,
-                  action_clip: float) -> Array:
+                  action_clip: float, child_noise: Array | None) -> Array:
     """Actions [B, W, A] on the edges (parent, slot) about to be expanded."""
     b2 = batch_index(parent, 2)
     if prior_visits == 0:  # every walk stops at a root slot: a sampled candidate
@@ -90,13 +96,13 @@ def _edge_actions(tree: Tree, parent: Array, slot: Array, prior_visits: int, key
     # Every walk passed an expanded root child, so every parent is an interior node.
     return sample_child_actions(
         keys, parent, slot, tree.policy_mean[b2, parent], tree.policy_std[b2, parent],
-        children_per_node=children_per_node, clip=action_clip,
+        children_per_node=children_per_node, clip=action_clip, noise_table=child_noise,
     )
 
 
 def _expand(tree: Tree, parent: Array, slot: Array, action: Array, first_node: int, recurrent_fn: RecurrentFn) -> None:
     """One model call for all B·W new nodes; writes them as nodes first_node..first_node+W-1."""
-    xp = array_namespace(parent)
+    xp = namespace(parent)
     num_roots, width = parent.shape
     b2 = batch_index(parent, 2)
     latent_shape = tuple(tree.latents.shape[2:])
@@ -124,7 +130,7 @@ def _backward(tree: Tree, first_node: int, width: int, prior_visits: int, discou
     Each node on a path adds the return G below it to its value sum and one visit, then passes
     reward + γ·G up. Every such Q(parent, node) enters the root's min/max statistics.
     """
-    xp = array_namespace(tree.node_visits)
+    xp = namespace(tree.node_visits)
     num_roots = tree.batch_size
     b2 = batch_index(tree.node_visits, 2)
     root = Tree.ROOT_INDEX
@@ -134,15 +140,23 @@ def _backward(tree: Tree, first_node: int, width: int, prior_visits: int, discou
         (num_roots, width),
     )
     value = tree.raw_values[:, new]  # G at the new leaf is its network value
-    root_q = xp.zeros_like(value)
+    # The new leaves themselves (level 0) are never the root: no masks there.
+    tree.node_value_sum[:, new] += value
+    tree.node_visits[:, new] += 1
+    q = tree.node_rewards[:, new] + discount * value
+    parent = tree.parents[:, new]
+    low, high = q, q  # [B, W] running min/max of this step's Q values, reduced once at the end
+    root_q = xp.where(parent == root, q, xp.zeros_like(q))
+    node, value = parent, q
     inf = float("inf")
-    for _ in range(prior_visits + 1):  # a new leaf is at most prior_visits + 1 edges below the root
+    for _ in range(prior_visits):  # a new leaf is at most prior_visits + 1 edges below the root
         active = node != root
         # Finished walks point at the root and add 0 there; live walks touch distinct nodes.
         tree.node_value_sum[b2, node] += xp.where(active, value, 0.0)
         tree.node_visits[b2, node] += xp.astype(active, xp.int64)
         q = tree.node_rewards[b2, node] + discount * value
-        _update_min_max(tree, xp.min(xp.where(active, q, inf), axis=1), xp.max(xp.where(active, q, -inf), axis=1))
+        low = xp.minimum(low, xp.where(active, q, inf))
+        high = xp.maximum(high, xp.where(active, q, -inf))
         parent = tree.parents[b2, node]
         root_q = xp.where(active & (parent == root), q, root_q)
         value = xp.where(active, q, value)
@@ -151,11 +165,6 @@ def _backward(tree: Tree, first_node: int, width: int, prior_visits: int, discou
     tree.node_visits[:, root] += width
     # [EZ2]/[EZM] back_propagate also feed the root's own step, reward 0 + γ·G, into the statistics.
     root_step = discount * root_q
-    _update_min_max(tree, xp.min(root_step, axis=1), xp.max(root_step, axis=1))
-
-
-def _update_min_max(tree: Tree, low: Array, high: Array) -> None:
-    """Widen the per-root statistics [B] to include [low, high] [B]."""
-    xp = array_namespace(low)
-    tree.value_min[...] = xp.minimum(tree.value_min, low)
-    tree.value_max[...] = xp.maximum(tree.value_max, high)
+    low, high = xp.minimum(low, root_step), xp.maximum(high, root_step)
+    tree.value_min[...] = xp.minimum(tree.value_min, xp.min(low, axis=1))
+    tree.value_max[...] = xp.maximum(tree.value_max, xp.max(high, axis=1))

@@ -14,12 +14,12 @@ run as one batched model call (see search.py). Shapes: B roots, K candidates, m 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
-from array_api_compat import array_namespace
 
-from ezm_training.search._arrays import Array
+from ezm_training.search._arrays import Array, namespace
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class PhaseStep:
     halve_before: bool
 
 
+@functools.lru_cache(maxsize=64)  # a pure function of two ints, asked for on every search
 def phase_schedule(num_simulations: int, num_top_actions: int) -> tuple[PhaseStep, ...]:
     """The phase steps spending exactly `num_simulations` over `num_top_actions` initial survivors."""
     if num_simulations < 1 or num_top_actions < 1:
@@ -64,13 +65,13 @@ def initial_survivors(gumbel: Array, num_top_actions: int) -> Array:
 
     With Gumbel noise off ([EZ2] default) and m = K this is simply 0..K-1.
     """
-    xp = array_namespace(gumbel)
+    xp = namespace(gumbel)
     return xp.argsort(gumbel, axis=-1, descending=True, stable=True)[:, :num_top_actions]
 
 
 def halve(survivors: Array, scores: Array, num_keep: int) -> Array:
     """[B, num_keep] the best survivors [B, m] by `scores` [B, K], best first; ties keep the old rank."""
-    xp = array_namespace(scores)
+    xp = namespace(scores)
     survivor_scores = xp.take_along_axis(scores, survivors, axis=-1)
     order = xp.argsort(survivor_scores, axis=-1, descending=True, stable=True)[:, :num_keep]
     return xp.take_along_axis(survivors, order, axis=-1)
@@ -84,7 +85,7 @@ def best_survivor(survivors: Array, scores: Array, visits: Array) -> Array:
     step, restricting to the most-visited survivors keeps the choice among the best-evaluated ones
     (mctx `score_considered`).
     """
-    xp = array_namespace(scores)
+    xp = namespace(scores)
     survivor_visits = xp.take_along_axis(visits, survivors, axis=-1)
     most_visited = survivor_visits == xp.max(survivor_visits, axis=-1, keepdims=True)
     survivor_scores = xp.where(most_visited, xp.take_along_axis(scores, survivors, axis=-1), -float("inf"))

@@ -6,10 +6,15 @@ its K candidate slots, an interior node its first D (`leaf_num` 2 in [EZ2]). A s
 the search expands it; a node is expanded exactly when it is first visited, so "visited" and
 "expanded" are the same thing here.
 
+One more node, the last (NULL_INDEX = -1), is a sentinel that is never written: zero visits, value and
+reward, no parent, no children. UNVISITED and NO_PARENT are -1 too, so a gather through an unexpanded
+slot reads the sentinel's neutral statistics (q = 0, 0 visits) and a walk that has stopped stays on
+it, with no mask; at batch 1 every mask is a separate array op, and the planner pays for each.
+
 Edge actions are not stored per slot: root slots hold the K sampled candidates, and the action of an
 interior slot is re-derived from the parent's policy and the counter-based RNG (see sampling.py).
 
-Shapes: B roots, S = N + 1 nodes, C child slots, K candidates, A action dims, L latent (any trailing shape).
+Shapes: B roots, S = N + 2 nodes (the sentinel included), C child slots, K candidates, A action dims, L latent (any trailing shape).
 The dataclass is frozen, but the search writes into its arrays in place: one allocation per search call.
 """
 
@@ -18,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
-from ezm_training.search._arrays import Array, batch_index
+from ezm_training.search._arrays import Array, batch_index, clip, namespace
 from ezm_training.search.types import RootOutput
 
 
@@ -55,8 +60,9 @@ class Tree:
     value_max: Array
 
     ROOT_INDEX: ClassVar[int] = 0
-    NO_PARENT: ClassVar[int] = -1
-    UNVISITED: ClassVar[int] = -1
+    NULL_INDEX: ClassVar[int] = -1  # the sentinel node (module docstring)
+    NO_PARENT: ClassVar[int] = NULL_INDEX
+    UNVISITED: ClassVar[int] = NULL_INDEX
 
     @property
     def batch_size(self) -> int:
@@ -64,7 +70,7 @@ class Tree:
 
     @property
     def num_simulations(self) -> int:
-        return self.node_visits.shape[1] - 1
+        return self.node_visits.shape[1] - 2  # the root and the sentinel
 
     @property
     def num_candidates(self) -> int:
@@ -78,10 +84,10 @@ def instantiate_tree(
 
     candidate_actions: [B, K, A]; children_per_node: D, the slots of an interior node.
     """
-    xp = array_namespace(root.value)
+    xp = namespace(root.value)
     dev = device(root.value)
     num_roots, num_candidates, action_dim = candidate_actions.shape
-    num_nodes = num_simulations + 1
+    num_nodes = num_simulations + 2  # root, one node per simulation, the sentinel
     num_slots = max(num_candidates, children_per_node)
     fdtype = root.value.dtype
 
@@ -118,9 +124,9 @@ def instantiate_tree(
 
 def node_values(tree: Tree) -> Array:
     """[B, S] mean backed-up value of each node (0 where not expanded)."""
-    xp = array_namespace(tree.node_value_sum)
+    xp = namespace(tree.node_value_sum)
     visits = xp.astype(tree.node_visits, tree.node_value_sum.dtype)
-    return tree.node_value_sum / xp.clip(visits, 1.0, None)
+    return tree.node_value_sum / clip(visits, 1.0, None)
 
 
 class ChildStats(NamedTuple):
@@ -140,14 +146,13 @@ class ChildStats(NamedTuple):
 
 def child_stats(tree: Tree, nodes: Array, *, num_slots: int, discount: float) -> ChildStats:
     """Gather the children of `nodes` [B, W] (int64 node indices) over their first `num_slots` slots."""
-    xp = array_namespace(nodes)
+    xp = namespace(nodes)
     b2 = batch_index(nodes, 2)
     b3 = batch_index(nodes, 3)
-    children = tree.children_index[b2, nodes][..., :num_slots]  # [B, W, C]
-    visited = children != Tree.UNVISITED
-    safe = xp.where(visited, children, 0)  # reading the root's row for UNVISITED slots, masked below
-    visits = xp.where(visited, tree.node_visits[b3, safe], 0)
-    value_sum = tree.node_value_sum[b3, safe]
-    value = value_sum / xp.clip(xp.astype(visits, value_sum.dtype), 1.0, None)
-    q = xp.where(visited, tree.node_rewards[b3, safe] + discount * value, 0.0)
+    # UNVISITED slots read the sentinel node: 0 visits, and q = 0 + discount · 0/1 = 0 exactly.
+    children = tree.children_index[b2, nodes, :num_slots]  # [B, W, C]
+    visits = tree.node_visits[b3, children]
+    value_sum = tree.node_value_sum[b3, children]
+    value = value_sum / clip(xp.astype(visits, value_sum.dtype), 1.0, None)
+    q = tree.node_rewards[b3, children] + discount * value
     return ChildStats(q=q, visits=visits, raw_value=tree.raw_values[b2, nodes], node_visits=tree.node_visits[b2, nodes])

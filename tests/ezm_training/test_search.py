@@ -307,6 +307,19 @@ def test_batch_of_roots_equals_one_root_at_a_time():
         np.testing.assert_allclose(single.root_value[0], batched.root_value[b], rtol=1e-6)
 
 
+def test_eager_and_lazy_child_noise_give_the_same_search(monkeypatch):
+    # Small trees draw every interior edge's noise up front, big ones only the expanded edges' rows.
+    from ezm_training.search import sampling
+
+    model = RowModel()
+    roots = random_roots(3, model)
+    eager = gumbel_search(roots, model, 5, num_simulations=64)
+    monkeypatch.setattr(sampling, "EAGER_CHILD_NOISE_MAX_ROWS", 0)
+    lazy = gumbel_search(roots, model, 5, num_simulations=64)
+    for name in ("action", "action_index", "improved_policy", "root_value", "q_values", "visit_counts"):
+        np.testing.assert_array_equal(getattr(eager, name), getattr(lazy, name))
+
+
 def test_same_seed_same_result_different_seed_different_candidates():
     model = RowModel()
     roots = random_roots(4, model)

@@ -1,0 +1,296 @@
+"""The model bundle's manifest: the deployment contract that `ezm-export` writes and the planner checks.
+
+A bundle is one directory:
+
+    manifest.json    this contract (format version, model id, tasks and their observation layouts, robot
+                     joints and ctrl ranges, normalisation, supports, search settings, training run, file
+                     sizes and sha256)
+    initial.onnx     (obs [B, D] float32, task [B] int64) -> latent [B, L], value [B], policy_mean [B, A],
+                     policy_std [B, A]
+    recurrent.onnx   (latent [B, L], action [B, A], task [B]) -> next_latent [B, L], reward [B], value [B],
+                     policy_mean [B, A], policy_std [B, A]
+    parity.npz       inputs and the exporter's torch outputs, so a robot without torch can check its
+                     onnxruntime against them at load time
+
+The output names are the fields of `ezm_training.search.RootOutput` / `RecurrentOutput`, except that the
+recurrent graph's next latent is `next_latent` (ONNX names must be unique and `latent` is its input).
+Values and rewards come out decoded (the graphs hold the support decoding), so the search sees scalars.
+EZ-M predicts the reward from (s, a) directly, not a value prefix, so there is no recurrent reward state.
+
+This module is the only definition of that contract: the exporter (torch side) builds a `Manifest` and
+the loader (`ezm_ros.bundle`, no torch) parses one. It imports neither torch nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+FORMAT_VERSION = 1  # bump on any change a planner of the previous version would misread
+MANIFEST_FILE = "manifest.json"
+INITIAL_FILE = "initial.onnx"
+RECURRENT_FILE = "recurrent.onnx"
+PARITY_FILE = "parity.npz"
+GRAPH_FILES = (INITIAL_FILE, RECURRENT_FILE)
+
+INITIAL_INPUTS = ("obs", "task")
+INITIAL_OUTPUTS = ("latent", "value", "policy_mean", "policy_std")
+RECURRENT_INPUTS = ("latent", "action", "task")
+RECURRENT_OUTPUTS = ("next_latent", "reward", "value", "policy_mean", "policy_std")
+BATCH_AXIS = "batch"  # the one dynamic axis of every graph input and output
+
+# Search knobs a bundle records: `ezm_training.search.gumbel_search` keyword arguments, so a planner passes
+# them through unchanged. `widen_at_eval` (not a search argument) says whether deployment widens candidates.
+SEARCH_KEYS = ("num_simulations", "num_candidates", "num_policy_actions", "widen_std_factor", "num_top_actions",
+               "children_per_node", "discount", "c_visit", "c_scale", "value_minmax_delta", "action_clip")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used as it is; the message names the file or field and what is wrong."""
+
+
+@dataclass(frozen=True)
+class ObsSegment:
+    """Entries [start, start + size) of a task's observation; e.g. `qpos.left_knee`, `qvel.free_base`."""
+
+    name: str
+    start: int
+    size: int
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task the model knows. Its observation is zero-padded to the bundle's `obs_dim` before the graph."""
+
+    env_id: str  # e.g. "h1-walk-v0"
+    index: int  # the value of the graphs' `task` input
+    obs_size: int  # the task's own observation size, before padding
+    layout: tuple[ObsSegment, ...]  # covers [0, obs_size) in order
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    """What the action means on the robot. Action a in [-1, 1] -> ctrl = (a + 1) / 2 · (high − low) + low."""
+
+    name: str
+    joint_names: tuple[str, ...]  # actuators in action order
+    ctrl_low: tuple[float, ...]  # rad, position-servo targets
+    ctrl_high: tuple[float, ...]
+    hold_action: tuple[float, ...]  # the normalised action of the robot's keyframe pose (safe hold target)
+    control_dt_s: float  # one action per this many seconds
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    size: int  # bytes
+    sha256: str  # hex digest
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a planner needs to know about a bundle, besides the graphs themselves.
+
+    obs_normalisation documents the normaliser inside initial.onnx (the planner feeds raw observations);
+    its statistics are copied here for inspection only. value_support / reward_support and
+    value_transform document the decoding inside the graphs. `training` holds the resolved EZMConfig as a
+    dict, its hash, env steps and the checkpoint; `export` holds exporter versions and the parity errors.
+    """
+
+    format_version: int
+    model_id: str
+    created_utc: str
+    obs_dim: int  # D, padded observation width of the graphs
+    latent_dim: int  # L
+    action_dim: int  # A
+    tasks: tuple[TaskSpec, ...]
+    robot: RobotSpec
+    obs_normalisation: Mapping[str, Any]
+    discount: float
+    value_support: Mapping[str, Any]
+    reward_support: Mapping[str, Any]
+    value_transform: str
+    search: Mapping[str, Any]
+    training: Mapping[str, Any]
+    export: Mapping[str, Any]
+    files: Mapping[str, FileEntry]
+
+    def task(self, task: int | str) -> TaskSpec:
+        """The task by index or env id; BundleError listing the known ones otherwise."""
+        for spec in self.tasks:
+            if task in (spec.index, spec.env_id):
+                return spec
+        raise BundleError(f"task {task!r} is not in this bundle; it knows "
+                          + ", ".join(f"{spec.index}: {spec.env_id}" for spec in self.tasks))
+
+    def to_json(self) -> str:
+        return _pretty_json(dataclasses.asdict(self)) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        """Parse and check manifest.json; BundleError naming the field on any problem."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise BundleError(f"{MANIFEST_FILE} is not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise BundleError(f"{MANIFEST_FILE} must hold a JSON object, got {type(data).__name__}")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(f"{MANIFEST_FILE}: format version {version!r} is not supported; this planner reads "
+                              f"version {FORMAT_VERSION} (export the model again with a matching ezm-export)")
+        fields = _Fields(data, "")
+        manifest = cls(
+            format_version=version,
+            model_id=fields.get("model_id", str),
+            created_utc=fields.get("created_utc", str),
+            obs_dim=fields.get("obs_dim", int),
+            latent_dim=fields.get("latent_dim", int),
+            action_dim=fields.get("action_dim", int),
+            tasks=tuple(_task(item, f"tasks[{i}]") for i, item in enumerate(fields.get("tasks", list))),
+            robot=_robot(fields.get("robot", dict)),
+            obs_normalisation=fields.get("obs_normalisation", dict),
+            discount=fields.get("discount", float),
+            value_support=fields.get("value_support", dict),
+            reward_support=fields.get("reward_support", dict),
+            value_transform=fields.get("value_transform", str),
+            search=fields.get("search", dict),
+            training=fields.get("training", dict),
+            export=fields.get("export", dict),
+            files={name: _file(entry, f"files.{name}") for name, entry in fields.get("files", dict).items()},
+        )
+        manifest.check()
+        return manifest
+
+    def check(self) -> None:
+        """Internal consistency: dims, task indices and layouts, robot arrays, search keys, listed graphs."""
+        problems = []
+        if not self.tasks:
+            problems.append("tasks is empty")
+        indices = [spec.index for spec in self.tasks]
+        if len(set(indices)) != len(indices) or min(indices, default=0) < 0:
+            problems.append(f"task indices must be distinct and >= 0, got {indices}")
+        for spec in self.tasks:
+            if not 0 < spec.obs_size <= self.obs_dim:
+                problems.append(f"task {spec.env_id}: obs_size {spec.obs_size} is not in [1, obs_dim {self.obs_dim}]")
+            covered = [(seg.start, seg.size) for seg in spec.layout]
+            starts = [0] + [start + size for start, size in covered[:-1]]
+            if [start for start, _ in covered] != starts or sum(size for _, size in covered) != spec.obs_size:
+                problems.append(f"task {spec.env_id}: layout does not tile [0, {spec.obs_size}) in order")
+        robot = self.robot
+        for name in ("joint_names", "ctrl_low", "ctrl_high", "hold_action"):
+            if len(getattr(robot, name)) != self.action_dim:
+                problems.append(f"robot.{name} has {len(getattr(robot, name))} entries, action_dim is {self.action_dim}")
+        if any(low >= high for low, high in zip(robot.ctrl_low, robot.ctrl_high)):
+            problems.append("robot.ctrl_low must be below robot.ctrl_high for every joint")
+        missing = [key for key in SEARCH_KEYS + ("widen_at_eval",) if key not in self.search]
+        if missing:
+            problems.append(f"search lacks {', '.join(missing)}")
+        for name in GRAPH_FILES:
+            if name not in self.files:
+                problems.append(f"files does not list {name}")
+        if problems:
+            raise BundleError(f"{MANIFEST_FILE}: " + "; ".join(problems))
+
+    def search_kwargs(self) -> dict[str, Any]:
+        """The recorded settings as `gumbel_search` keyword arguments (widen not included)."""
+        return {key: self.search[key] for key in SEARCH_KEYS}
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (the graphs of the default model are ~50 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def robot_mismatches(robot: RobotSpec, joint_names: Sequence[str], ctrl_low: Sequence[float],
+                     ctrl_high: Sequence[float], *, tolerance: float = 1e-6) -> list[str]:
+    """Differences between the robot a bundle was trained for and the one it is about to drive, one line
+    each (joint order, count, ctrl ranges); empty when they agree. A planner refuses to start otherwise."""
+    lines = []
+    if tuple(joint_names) != robot.joint_names:
+        expected, got = robot.joint_names, tuple(joint_names)
+        lines.append(f"joint names: bundle has {len(expected)}, robot has {len(got)}")
+        for i in range(max(len(expected), len(got))):
+            a = expected[i] if i < len(expected) else "-"
+            b = got[i] if i < len(got) else "-"
+            if a != b:
+                lines.append(f"  joint {i}: bundle {a!r}, robot {b!r}")
+        return lines
+    for i, name in enumerate(joint_names):
+        for side, bundle_value, robot_value in (("low", robot.ctrl_low[i], ctrl_low[i]),
+                                                ("high", robot.ctrl_high[i], ctrl_high[i])):
+            if abs(bundle_value - robot_value) > tolerance:
+                lines.append(f"  ctrl {side} of {name}: bundle {bundle_value:.6g}, robot {robot_value:.6g}")
+    return lines
+
+
+def _pretty_json(value: Any, indent: str = "") -> str:
+    """JSON for people: an object or list that fits on a short line (a layout segment, a support) and
+    every list of plain numbers stays on one line; larger objects and lists get one item per line."""
+    compact = json.dumps(value, separators=(", ", ": "))
+    plain_numbers = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value)
+    if not isinstance(value, (dict, list, tuple)) or len(compact) <= 100 or plain_numbers:
+        return compact
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(key)}: {_pretty_json(item, inner)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _pretty_json(item, inner) for item in value) + f"\n{indent}]"
+
+
+class _Fields:
+    """Typed access to one JSON object, naming the path of a missing or mistyped field."""
+
+    def __init__(self, data: Mapping[str, Any], path: str):
+        self.data, self.path = data, path
+
+    def get(self, key: str, kind: type) -> Any:
+        where = f"{self.path}{key}"
+        if key not in self.data:
+            raise BundleError(f"{MANIFEST_FILE}: field {where} is missing")
+        value = self.data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BundleError(f"{MANIFEST_FILE}: field {where} should be {kind.__name__}, got {type(value).__name__}")
+        return value
+
+
+def _object(item: Any, path: str) -> _Fields:
+    if not isinstance(item, dict):
+        raise BundleError(f"{MANIFEST_FILE}: {path} should be an object, got {type(item).__name__}")
+    return _Fields(item, f"{path}.")
+
+
+def _task(item: Any, path: str) -> TaskSpec:
+    fields = _object(item, path)
+    layout = tuple(ObsSegment(seg.get("name", str), seg.get("start", int), seg.get("size", int))
+                   for seg in (_object(s, f"{path}.layout[{i}]") for i, s in enumerate(fields.get("layout", list))))
+    return TaskSpec(fields.get("env_id", str), fields.get("index", int), fields.get("obs_size", int), layout)
+
+
+def _floats(fields: _Fields, key: str) -> tuple[float, ...]:
+    values = fields.get(key, list)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise BundleError(f"{MANIFEST_FILE}: field {fields.path}{key} should hold numbers")
+    return tuple(float(v) for v in values)
+
+
+def _robot(item: Any) -> RobotSpec:
+    fields = _object(item, "robot")
+    names = fields.get("joint_names", list)
+    if not all(isinstance(name, str) for name in names):
+        raise BundleError(f"{MANIFEST_FILE}: field robot.joint_names should hold strings")
+    return RobotSpec(fields.get("name", str), tuple(names), _floats(fields, "ctrl_low"), _floats(fields, "ctrl_high"),
+                     _floats(fields, "hold_action"), fields.get("control_dt_s", float))
+
+
+def _file(item: Any, path: str) -> FileEntry:
+    fields = _object(item, path)
+    return FileEntry(fields.get("size", int), fields.get("sha256", str))

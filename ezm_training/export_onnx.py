@@ -1,0 +1,416 @@
+"""`ezm-export CHECKPOINT OUT`: a trained WorldModel as a model bundle (ONNX graphs + manifest; see
+`ezm_ros.manifest` for the format, `ezm_ros.bundle` for the loader the robot runs).
+
+    ezm-export runs/<hash> models/ezm-h1                 # newest checkpoint of a run, EMA (target) weights
+    ezm-export runs/<hash>/checkpoints/ckpt_000600000 models/ezm-h1 --weights online --force
+
+From Python (tests, synthetic bundles for benchmarks):
+
+    export_bundle(model, cfg, "out/bundle", env_steps=0)
+
+What it does, in order: read each task's observation layout and the robot's joints, ctrl ranges and hold
+pose from sim_bridge (the compiled MuJoCo model, the one source of those); export `initial_inference` and
+`recurrent_inference` with a dynamic batch axis; check onnxruntime against torch within 1e-5 on random
+observations and on observations recorded from each task's environment, for every task (the export
+fails otherwise); write parity.npz so the robot can repeat that check without torch; hash every file and
+write manifest.json last. The bundle is written to a temporary directory and renamed into place, so an
+interrupted export never leaves something that looks like a bundle.
+
+Exporter: torch's TorchScript-based exporter (`dynamo=False`) by default. It takes about 1 s for the tiny
+model against 5–13 s for the dynamo exporter, both give graphs of the same speed on onnxruntime (256-wide
+recurrent graph, one thread: 0.27 vs 0.27 ms at batch 1, 1.10 vs 1.07 ms at batch 16), and the tests export
+many bundles; `--dynamo` selects the other.
+The observation normaliser is inside initial.onnx (one source of truth: the model's own buffers); the
+manifest documents it and copies its statistics for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ezm_ros.manifest import (
+    BATCH_AXIS,
+    FORMAT_VERSION,
+    GRAPH_FILES,
+    INITIAL_FILE,
+    INITIAL_INPUTS,
+    INITIAL_OUTPUTS,
+    MANIFEST_FILE,
+    PARITY_FILE,
+    RECURRENT_FILE,
+    RECURRENT_INPUTS,
+    RECURRENT_OUTPUTS,
+    FileEntry,
+    Manifest,
+    ObsSegment,
+    RobotSpec,
+    TaskSpec,
+    file_sha256,
+)
+from ezm_training.config import EZMConfig
+from ezm_training.networks import OBS_NORM_EPS, WorldModel
+from ezm_training.value_transform import EPSILON
+
+DEFAULT_OPSET = 17  # LayerNormalization is a single op from opset 17 on
+PARITY_TOLERANCE = 1e-5  # rtol and atol of the torch-vs-onnxruntime check (float32)
+RANDOM_ROWS_PER_TASK = 4  # random observations per task in the parity check
+RECORDED_STEPS_PER_TASK = 4  # env steps recorded per task (reset, then random actions)
+_RECORD_SEED = 0
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported as asked; the message says why."""
+
+
+# ---------------------------------------------------------------------------------------------- sim side
+
+
+def robot_and_tasks(env_ids: Sequence[str], task_indices: Sequence[int]):
+    """(RobotSpec, TaskSpecs, recorded observations and actions per task) from sim_bridge's compiled models.
+
+    Recorded: RECORDED_STEPS_PER_TASK observations of each task's env after reset(seed 0) under random
+    actions, and those actions, as real inputs for the parity check.
+    """
+    import mujoco
+
+    from sim_bridge import registry
+    from sim_bridge.env import HumanoidEnv
+
+    robot, tasks, recorded = None, [], {}
+    for env_id, index in zip(env_ids, task_indices):
+        env = HumanoidEnv(task=registry.parse_env_id(env_id)[1])
+        try:
+            spec = _robot_spec(env, mujoco)
+            if robot is not None and spec != robot:
+                raise ExportError(f"{env_id} has a different robot than {env_ids[0]}: one bundle drives one robot")
+            robot = spec
+            obs_size = int(env.observation_space.shape[0])
+            tasks.append(TaskSpec(env_id, index, obs_size, _obs_layout(env.model, obs_size, mujoco)))
+            recorded[env_id] = _record(env, obs_size)
+        finally:
+            env.close()
+    return robot, tuple(tasks), recorded
+
+
+def _robot_spec(env, mujoco) -> RobotSpec:
+    model, action_map = env.model, env.action_map
+    names = tuple(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in range(action_map.size))
+    # The hold pose is the robot's reset keyframe, mapped back through the one action map.
+    joint_qpos = [env.robot.keyframe_qpos[model.jnt_qposadr[model.actuator_trnid[i, 0]]] for i in range(action_map.size)]
+    hold = action_map.to_action(np.asarray(joint_qpos, np.float32))
+    return RobotSpec(name=env.robot.name, joint_names=names, ctrl_low=_float32s(action_map.low),
+                     ctrl_high=_float32s(action_map.high), hold_action=_float32s(hold), control_dt_s=float(env.dt))
+
+
+def _float32s(values) -> tuple[float, ...]:
+    """float32 numbers by their shortest decimal (-0.43, not -0.4300000071525574): the same float32 back."""
+    return tuple(float(str(np.float32(v))) for v in values)
+
+
+def _obs_layout(model, obs_size: int, mujoco) -> tuple[ObsSegment, ...]:
+    """qpos then qvel of every joint in MuJoCo order (robot first, then scene objects), then any extras the
+    task appends (reach: left hand and goal positions), as HumanoidBench and sim_bridge observe."""
+    joint = mujoco.mjtJoint
+    sizes = {int(joint.mjJNT_FREE): (7, 6), int(joint.mjJNT_BALL): (4, 3), int(joint.mjJNT_SLIDE): (1, 1),
+             int(joint.mjJNT_HINGE): (1, 1)}  # (qpos, qvel) entries per joint type
+    joints = sorted(range(model.njnt), key=lambda j: model.jnt_qposadr[j])
+    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}" for j in joints]
+    segments = [ObsSegment(f"qpos.{name}", int(model.jnt_qposadr[j]), sizes[int(model.jnt_type[j])][0])
+                for j, name in zip(joints, names)]
+    segments += [ObsSegment(f"qvel.{name}", model.nq + int(model.jnt_dofadr[j]), sizes[int(model.jnt_type[j])][1])
+                 for j, name in zip(joints, names)]
+    if obs_size < model.nq + model.nv:
+        return (ObsSegment("obs", 0, obs_size),)  # a task observing less than qpos, qvel: layout unknown here
+    if obs_size > model.nq + model.nv:
+        segments.append(ObsSegment("extra", model.nq + model.nv, obs_size - model.nq - model.nv))
+    return tuple(segments)
+
+
+def _record(env, obs_size: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(_RECORD_SEED)
+    obs, _ = env.reset(seed=_RECORD_SEED)
+    observations, actions = [], []
+    for _ in range(RECORDED_STEPS_PER_TASK):
+        action = rng.uniform(-1.0, 1.0, size=env.action_space.shape).astype(np.float32)
+        observations.append(obs)
+        actions.append(action)
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return np.asarray(observations, np.float32).reshape(-1, obs_size), np.asarray(actions, np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- graphs
+
+
+class _Initial(torch.nn.Module):
+    def __init__(self, model: WorldModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, obs, task):
+        return tuple(self.model.initial_inference(obs, task)[: len(INITIAL_OUTPUTS)])
+
+
+class _Recurrent(torch.nn.Module):
+    def __init__(self, model: WorldModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, latent, action, task):
+        out = self.model.recurrent_inference(latent, action, task)
+        reward = out.reward
+        if self.model.task_embedding(task) is None:
+            # A single-task model ignores `task` here, and the exporter would drop an unused input; adding
+            # an exact 0 keeps every bundle's recurrent graph on the same three inputs.
+            reward = reward + 0.0 * task.to(reward.dtype)
+        return (out.latent, reward, *out[2: len(RECURRENT_OUTPUTS)])
+
+
+def _export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], output_names: Sequence[str],
+                  path: Path, *, opset: int, dynamo: bool) -> None:
+    """torch.onnx.export with one dynamic axis (batch), then every other dim written into the graph as a
+    number, so the loader can check widths against the manifest (the exporters leave some symbolic)."""
+    import onnx
+
+    with torch.no_grad():
+        example_outputs = module(*inputs.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+        if dynamo:
+            batch = torch.export.Dim(BATCH_AXIS, min=1)
+            torch.onnx.export(module, tuple(inputs.values()), str(path), input_names=list(inputs),
+                              output_names=list(output_names), dynamic_shapes={k: {0: batch} for k in inputs},
+                              opset_version=max(opset, 18), dynamo=True, external_data=False, verbose=False)
+        else:
+            torch.onnx.export(module, tuple(inputs.values()), str(path), input_names=list(inputs),
+                              output_names=list(output_names), opset_version=opset, dynamo=False,
+                              dynamic_axes={name: {0: BATCH_AXIS} for name in (*inputs, *output_names)})
+    graph_model = onnx.load(str(path))
+    shapes = {**{k: v.shape for k, v in inputs.items()}, **{k: v.shape for k, v in zip(output_names, example_outputs)}}
+    for value in (*graph_model.graph.input, *graph_model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        del dims[:]
+        for axis, size in enumerate(shapes[value.name]):
+            dim = dims.add()
+            if axis == 0:
+                dim.dim_param = BATCH_AXIS
+            else:
+                dim.dim_value = int(size)
+    onnx.checker.check_model(graph_model)
+    onnx.save(graph_model, str(path))
+
+
+# ---------------------------------------------------------------------------------------------- parity
+
+
+def _parity_inputs(model: WorldModel, tasks: Sequence[TaskSpec], recorded) -> dict[str, np.ndarray]:
+    """Random and recorded inputs for both graphs, every task; the recurrent graph gets the initial
+    graph's latents of the same rows (real latents) with random and recorded actions."""
+    rng = np.random.default_rng(_RECORD_SEED)
+    obs_rows, task_rows, action_rows = [], [], []
+    for spec in tasks:
+        random_obs = np.zeros((RANDOM_ROWS_PER_TASK, model.obs_dim), np.float32)
+        random_obs[:, : spec.obs_size] = rng.normal(0.0, 3.0, size=(RANDOM_ROWS_PER_TASK, spec.obs_size))
+        recorded_obs, recorded_actions = recorded[spec.env_id]
+        padded = np.zeros((len(recorded_obs), model.obs_dim), np.float32)
+        padded[:, : spec.obs_size] = recorded_obs
+        obs_rows += [random_obs, padded]
+        task_rows.append(np.full(len(random_obs) + len(padded), spec.index, np.int64))
+        action_rows += [rng.uniform(-1, 1, size=(RANDOM_ROWS_PER_TASK, model.action_dim)).astype(np.float32),
+                        recorded_actions]
+    obs, task, action = np.concatenate(obs_rows), np.concatenate(task_rows), np.concatenate(action_rows)
+    with torch.no_grad():
+        latent = model.encode(torch.from_numpy(obs), torch.from_numpy(task)).numpy()
+    return {"initial.obs": obs, "initial.task": task, "recurrent.latent": latent, "recurrent.action": action,
+            "recurrent.task": task}
+
+
+def _check_parity(directory: Path, modules: dict[str, torch.nn.Module], arrays: dict[str, np.ndarray]) -> dict:
+    """Torch outputs into `arrays` (as parity.npz stores them); onnxruntime must match within
+    PARITY_TOLERANCE. Returns the max abs error per output."""
+    import onnxruntime as ort
+
+    errors = {}
+    for prefix, file, input_names, output_names in (("initial", INITIAL_FILE, INITIAL_INPUTS, INITIAL_OUTPUTS),
+                                                    ("recurrent", RECURRENT_FILE, RECURRENT_INPUTS, RECURRENT_OUTPUTS)):
+        feed = {name: arrays[f"{prefix}.{name}"] for name in input_names}
+        with torch.no_grad():
+            expected = [x.numpy() for x in modules[prefix](*(torch.from_numpy(v) for v in feed.values()))]
+        session = ort.InferenceSession(str(directory / file), providers=["CPUExecutionProvider"])
+        got = session.run(list(output_names), feed)
+        for name, want, have in zip(output_names, expected, got):
+            arrays[f"{prefix}.out.{name}"] = want
+            error = np.abs(have - want)
+            errors[f"{prefix}.{name}"] = float(error.max())
+            if not np.all(error <= PARITY_TOLERANCE * (1.0 + np.abs(want))):
+                raise ExportError(f"onnxruntime and torch disagree on {prefix} output {name}: max abs error "
+                                  f"{error.max():.3g} > {PARITY_TOLERANCE:g} (rtol and atol)")
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------- bundle
+
+
+def search_settings(cfg: EZMConfig) -> dict:
+    """The config's search knobs under `gumbel_search`'s argument names (ezm_ros.manifest.SEARCH_KEYS), as
+    ezm_training.model_search.search_batch passes them; tests/ezm_training/test_export_onnx.py checks that
+    the planner and search_batch choose the same action."""
+    return dict(num_simulations=cfg.num_simulations, num_candidates=cfg.num_sampled_actions,
+                num_policy_actions=cfg.num_policy_actions, widen_std_factor=cfg.widen_std_factor,
+                num_top_actions=cfg.num_top_actions, children_per_node=cfg.children_per_node, discount=cfg.discount,
+                c_visit=cfg.c_visit, c_scale=cfg.c_scale, value_minmax_delta=cfg.value_minmax_delta,
+                action_clip=cfg.action_clip, widen_at_eval=cfg.widen_at_eval)
+
+
+def export_bundle(model: WorldModel, cfg: EZMConfig, out_dir: str | Path, *, tasks: Sequence[str] | None = None,
+                  env_steps: int = 0, training_steps: int = 0, checkpoint: str = "", weights: str = "",
+                  opset: int = DEFAULT_OPSET, dynamo: bool = False, overwrite: bool = False) -> Manifest:
+    """Write the bundle of `model` to `out_dir` and return its manifest.
+
+    tasks: env ids to include (default: all of cfg.task_ids); each keeps its cfg index as its task input.
+    env_steps, training_steps, checkpoint, weights: the training run, recorded in the manifest.
+    overwrite: replace an existing out_dir (otherwise ExportError).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ExportError(f"{out_dir} exists; pass overwrite=True (--force) to replace it")
+    env_ids = tuple(cfg.task_ids if tasks is None else tasks)
+    unknown = [env_id for env_id in env_ids if env_id not in cfg.task_ids]
+    if unknown or not env_ids:
+        raise ExportError(f"tasks {unknown or '[]'} are not among the model's {list(cfg.task_ids)}")
+    indices = [cfg.task_ids.index(env_id) for env_id in env_ids]
+    robot, task_specs, recorded = robot_and_tasks(env_ids, indices)
+    for spec in task_specs:
+        if spec.obs_size != model.obs_dims[spec.index]:
+            raise ExportError(f"{spec.env_id}: the model was built for {model.obs_dims[spec.index]} observations, "
+                              f"sim_bridge's task has {spec.obs_size}")
+    if len(robot.joint_names) != model.action_dim:
+        raise ExportError(f"the model acts on {model.action_dim} dims, the robot has {len(robot.joint_names)} actuators")
+
+    model = model.to("cpu", torch.float32).eval()
+    modules = {"initial": _Initial(model), "recurrent": _Recurrent(model)}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f"{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        arrays = _parity_inputs(model, task_specs, recorded)
+        for prefix, file, names, output_names in (("initial", INITIAL_FILE, INITIAL_INPUTS, INITIAL_OUTPUTS),
+                                                  ("recurrent", RECURRENT_FILE, RECURRENT_INPUTS, RECURRENT_OUTPUTS)):
+            example = {name: torch.from_numpy(arrays[f"{prefix}.{name}"][:2]) for name in names}
+            _export_graph(modules[prefix], example, output_names, tmp / file, opset=opset, dynamo=dynamo)
+        errors = _check_parity(tmp, modules, arrays)
+        np.savez(tmp / PARITY_FILE, **arrays)
+        manifest = _manifest(model, cfg, tmp, robot, task_specs, errors, env_steps=env_steps,
+                             training_steps=training_steps, checkpoint=checkpoint, weights=weights, opset=opset,
+                             dynamo=dynamo)
+        (tmp / MANIFEST_FILE).write_text(manifest.to_json())
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _manifest(model: WorldModel, cfg: EZMConfig, directory: Path, robot: RobotSpec, tasks, errors, *, env_steps,
+              training_steps, checkpoint, weights, opset, dynamo) -> Manifest:
+    files = {name: FileEntry(size=(directory / name).stat().st_size, sha256=file_sha256(directory / name))
+             for name in (*GRAPH_FILES, PARITY_FILE)}
+    graphs_digest = hashlib.sha256("".join(files[name].sha256 for name in GRAPH_FILES).encode()).hexdigest()
+    normalizer = model._representation.normalizer
+    support = lambda spec: {"min": spec.min, "max": spec.max, "bins": spec.bins,  # noqa: E731
+                            "spacing": "even in h-space (ezm_training/support.py)"}
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        model_id=f"ezm-{cfg.hash()}-{graphs_digest[:12]}",
+        created_utc=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        obs_dim=model.obs_dim, latent_dim=cfg.latent_dim, action_dim=model.action_dim,
+        tasks=tasks, robot=robot,
+        obs_normalisation={
+            "applied_in": INITIAL_FILE,
+            "formula": "(obs - mean) / sqrt(var + eps) * mask[task]; feed raw observations zero-padded to obs_dim",
+            "eps": OBS_NORM_EPS,
+            "mean": normalizer.mean.tolist(), "var": normalizer.var.tolist(), "count": normalizer.count.tolist(),
+        },
+        discount=cfg.discount,
+        value_support=support(cfg.value_support), reward_support=support(cfg.reward_support),
+        value_transform=f"h(x) = sign(x)(sqrt(|x| + 1) - 1) + {EPSILON:g} x; graphs output h^-1 of the expected "
+                        "atom (values: the expected min of two of the value heads, docs/design.md)",
+        search=search_settings(cfg),
+        training={"config": _config_dict(cfg), "config_hash": cfg.hash(), "env_steps": int(env_steps),
+                  "training_steps": int(training_steps), "checkpoint": str(checkpoint), "weights": weights},
+        export={"exporter": "torch.onnx dynamo" if dynamo else "torch.onnx torchscript", "opset": opset,
+                "torch": torch.__version__, "parity_tolerance": PARITY_TOLERANCE, "parity_max_abs_error": errors},
+        files=files,
+    )
+
+
+def _config_dict(cfg: EZMConfig) -> dict:
+    import json
+
+    return json.loads(cfg.to_json())
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+
+def load_checkpoint_model(path: str | Path, weights: str = "target"):
+    """(model, cfg, checkpoint dir, learner step, env steps) from a run dir, its checkpoints/ dir or one
+    ckpt_* dir (ezm_training.checkpoint's layout). weights: "target" (the EMA weights the actors and the
+    evaluation use) or "online"."""
+    from ezm_training import checkpoint as ckpt
+    from ezm_training.trainer import ACTION_DIM, obs_dims
+
+    found = ckpt.latest_checkpoint(Path(path))
+    if found is None:
+        raise ExportError(f"no complete checkpoint under {path}")
+    cfg = EZMConfig.from_json((found / "config.json").read_text())
+    state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
+    model = WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM)
+    model.load_state_dict(state["learner"]["target_model" if weights == "target" else "model"])
+    return model, cfg, found, int(state["learner"]["step"]), int(state.get("env_steps", 0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ezm-export", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="run dir, its checkpoints/ dir, or one ckpt_* dir")
+    parser.add_argument("out", type=Path, help="bundle directory to write")
+    parser.add_argument("--weights", choices=("target", "online"), default="target",
+                        help="EMA target weights (what the actors and evaluation use) or the online weights")
+    parser.add_argument("--tasks", default=None, help="comma-separated env ids to include (default: all)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--dynamo", action="store_true", help="use torch's dynamo exporter (slower to export)")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the graphs are traced, not trained; keep the machine's other jobs running
+    try:
+        model, cfg, found, step, env_steps = load_checkpoint_model(args.checkpoint, args.weights)
+        tasks = args.tasks.split(",") if args.tasks else None
+        manifest = export_bundle(model, cfg, args.out, tasks=tasks, env_steps=env_steps, training_steps=step,
+                                 checkpoint=str(found), weights=args.weights, opset=args.opset, dynamo=args.dynamo,
+                                 overwrite=args.force)
+    except ExportError as error:
+        print(f"ezm-export: {error}", file=sys.stderr)
+        return 1
+    worst = max(manifest.export["parity_max_abs_error"].values())
+    print(f"{args.out}: {manifest.model_id}, {len(manifest.tasks)} tasks, step {step}, {env_steps} env steps; "
+          f"onnxruntime vs torch max abs error {worst:.2g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

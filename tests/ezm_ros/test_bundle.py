@@ -1,0 +1,120 @@
+"""Loading a model bundle: a good one loads warm and passes its self-test; every broken one is refused
+with a message that names the problem. The bundle is the conftest's tiny export (needs torch to make)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ezm_ros.bundle import RuntimeSettings, load_bundle
+from ezm_ros.manifest import (
+    INITIAL_FILE,
+    MANIFEST_FILE,
+    PARITY_FILE,
+    RECURRENT_FILE,
+    BundleError,
+    Manifest,
+    file_sha256,
+    robot_mismatches,
+)
+
+
+@pytest.fixture()
+def bundle_copy(tiny_bundle, tmp_path):
+    """A private copy of the session's tiny bundle, to break."""
+    return shutil.copytree(tiny_bundle, tmp_path / "bundle")
+
+
+def edit_manifest(path, edit) -> None:
+    data = json.loads((path / MANIFEST_FILE).read_text())
+    edit(data)
+    (path / MANIFEST_FILE).write_text(json.dumps(data))
+
+
+def rehash(path, name) -> None:
+    """Make the manifest agree with the current bytes of `name` (as if the exporter had written them)."""
+    def edit(data):
+        data["files"][name] = {"size": (path / name).stat().st_size, "sha256": file_sha256(path / name)}
+    edit_manifest(path, edit)
+
+
+def test_good_bundle_loads_and_runs(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    manifest = bundle.manifest
+    errors = bundle.self_test()
+    assert max(errors.values()) <= 1e-5
+    task = manifest.tasks[-1]
+    obs = np.zeros((2, manifest.obs_dim), np.float32)
+    root = bundle.initial(obs, np.full(2, task.index))
+    assert root.latent.shape == (2, manifest.latent_dim) and root.value.shape == (2,)
+    assert root.policy_mean.shape == root.policy_std.shape == (2, manifest.action_dim)
+    step = bundle.recurrent(root.latent, np.zeros((2, manifest.action_dim)), np.full(2, task.index))
+    assert step.latent.shape == (2, manifest.latent_dim) and step.reward.shape == step.value.shape == (2,)
+    # The hot-path callable reuses its output buffers and agrees with the copying call.
+    fn = bundle.recurrent_fn(task.index)
+    out = fn(root.latent, np.zeros((2, manifest.action_dim), np.float32))
+    np.testing.assert_array_equal(out.value, step.value)
+    assert manifest.task(task.env_id) is task and manifest.task(task.index) is task
+    with pytest.raises(BundleError, match="not in this bundle"):
+        manifest.task("h1-fly-v0")
+
+
+@pytest.mark.parametrize(("breakage", "message"), [
+    (lambda p: (p / MANIFEST_FILE).unlink(), "missing file manifest.json"),
+    (lambda p: (p / RECURRENT_FILE).unlink(), "missing file recurrent.onnx"),
+    (lambda p: (p / INITIAL_FILE).write_bytes((p / INITIAL_FILE).read_bytes()[:1000]),
+     r"initial.onnx is truncated: 1000 of \d+ bytes"),
+    (lambda p: (p / RECURRENT_FILE).write_bytes((p / RECURRENT_FILE).read_bytes() + b"x"), "it changed after export"),
+    (lambda p: (p / RECURRENT_FILE).write_bytes(bytes([255 - b for b in (p / RECURRENT_FILE).read_bytes()[:64]])
+                                               + (p / RECURRENT_FILE).read_bytes()[64:]),
+     "recurrent.onnx sha256 mismatch"),
+    (lambda p: ((p / INITIAL_FILE).write_bytes((p / INITIAL_FILE).read_bytes()[:5000]), rehash(p, INITIAL_FILE)),
+     "initial.onnx is not a loadable ONNX model"),
+    (lambda p: edit_manifest(p, lambda d: d.update(format_version=2)), "format version 2 is not supported"),
+    (lambda p: (p / MANIFEST_FILE).write_text("{ not json"), "manifest.json is not valid JSON"),
+    (lambda p: edit_manifest(p, lambda d: d.pop("robot")), "field robot is missing"),
+    (lambda p: edit_manifest(p, lambda d: d["search"].pop("c_visit")), "search lacks c_visit"),
+    (lambda p: edit_manifest(p, lambda d: d.update(obs_dim=d["obs_dim"] + 1)),
+     r"initial.onnx input obs has shape \['batch', \d+\]; the manifest says \['batch', \d+\]"),
+    (lambda p: edit_manifest(p, lambda d: d.update(latent_dim=d["latent_dim"] * 2)),
+     "initial.onnx output latent has shape"),
+])
+def test_broken_bundle_is_refused_with_its_message(bundle_copy, breakage, message):
+    breakage(bundle_copy)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle_copy)
+
+
+def test_parity_self_test_catches_a_different_model(bundle_copy):
+    with np.load(bundle_copy / PARITY_FILE) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["recurrent.out.value"] = arrays["recurrent.out.value"] + 0.01  # as if the graphs were from another model
+    np.savez(bundle_copy / PARITY_FILE, **arrays)
+    rehash(bundle_copy, PARITY_FILE)
+    with pytest.raises(BundleError, match="parity self-test failed: recurrent output value"):
+        load_bundle(bundle_copy)
+    load_bundle(bundle_copy, self_test=False)  # the check can be skipped deliberately
+
+
+def test_cuda_needs_the_gpu_build(tiny_bundle):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed")
+    with pytest.raises(BundleError, match="needs onnxruntime-gpu"):
+        load_bundle(tiny_bundle, RuntimeSettings(device="cuda"))
+
+
+def test_robot_contract_diff_names_every_difference(tiny_bundle):
+    robot = Manifest.from_json((tiny_bundle / MANIFEST_FILE).read_text()).robot
+    assert robot_mismatches(robot, robot.joint_names, robot.ctrl_low, robot.ctrl_high) == []
+    swapped = (robot.joint_names[1], robot.joint_names[0]) + robot.joint_names[2:]
+    lines = robot_mismatches(robot, swapped, robot.ctrl_low, robot.ctrl_high)
+    assert len(lines) == 3 and "joint 0" in lines[1] and "joint 1" in lines[2]
+    high = list(robot.ctrl_high)
+    high[3] += 0.1
+    (line,) = robot_mismatches(robot, robot.joint_names, robot.ctrl_low, high)
+    assert f"ctrl high of {robot.joint_names[3]}" in line
