@@ -235,6 +235,19 @@ class EZMConfig:
 
     # --- derived values ---
     @property
+    def search_kwargs(self) -> dict[str, Any]:
+        """The search knobs under `ezm_training.search.gumbel_search`'s argument names (all but `widen`).
+
+        The one mapping from this config to the search: acting and reanalysis (model_search.search_batch)
+        and the exported bundle's manifest (export_onnx.search_settings) both use it.
+        """
+        return dict(num_simulations=self.num_simulations, num_candidates=self.num_sampled_actions,
+                    num_policy_actions=self.num_policy_actions, widen_std_factor=self.widen_std_factor,
+                    num_top_actions=self.num_top_actions, children_per_node=self.children_per_node,
+                    discount=self.discount, c_visit=self.c_visit, c_scale=self.c_scale,
+                    value_minmax_delta=self.value_minmax_delta, action_clip=self.action_clip)
+
+    @property
     def task_ids(self) -> tuple[str, ...]:
         """The env ids trained on; task index = position in this tuple."""
         if self.tasks in TASK_SETS:

@@ -264,14 +264,10 @@ def _check_parity(directory: Path, modules: dict[str, torch.nn.Module], arrays: 
 
 
 def search_settings(cfg: EZMConfig) -> dict:
-    """The config's search knobs under `gumbel_search`'s argument names (ezm_ros.manifest.SEARCH_KEYS), as
-    ezm_training.model_search.search_batch passes them; tests/ezm_training/test_export_onnx.py checks that
-    the planner and search_batch choose the same action."""
-    return dict(num_simulations=cfg.num_simulations, num_candidates=cfg.num_sampled_actions,
-                num_policy_actions=cfg.num_policy_actions, widen_std_factor=cfg.widen_std_factor,
-                num_top_actions=cfg.num_top_actions, children_per_node=cfg.children_per_node, discount=cfg.discount,
-                c_visit=cfg.c_visit, c_scale=cfg.c_scale, value_minmax_delta=cfg.value_minmax_delta,
-                action_clip=cfg.action_clip, widen_at_eval=cfg.widen_at_eval)
+    """The config's search knobs for the manifest (ezm_ros.manifest.SEARCH_KEYS): what search_batch passes
+    to the search, plus whether evaluation widens; tests/ezm_training/test_export_onnx.py checks that the
+    planner and search_batch choose the same action."""
+    return {**cfg.search_kwargs, "widen_at_eval": cfg.widen_at_eval}
 
 
 def export_bundle(model: WorldModel, cfg: EZMConfig, out_dir: str | Path, *, tasks: Sequence[str] | None = None,

@@ -48,11 +48,4 @@ def search_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, keys:
 
     root = RootOutput(torch.cat([initial.latent, task_column], dim=-1), initial.value, initial.policy_mean,
                       initial.policy_std)
-    return gumbel_search(
-        root, recurrent_fn, keys,
-        num_simulations=cfg.num_simulations, num_candidates=cfg.num_sampled_actions,
-        num_policy_actions=cfg.num_policy_actions, widen_std_factor=cfg.widen_std_factor, widen=widen,
-        num_top_actions=cfg.num_top_actions, children_per_node=cfg.children_per_node, discount=cfg.discount,
-        c_visit=cfg.c_visit, c_scale=cfg.c_scale, value_minmax_delta=cfg.value_minmax_delta,
-        action_clip=cfg.action_clip,
-    )
+    return gumbel_search(root, recurrent_fn, keys, widen=widen, **cfg.search_kwargs)
