@@ -12,7 +12,7 @@ Constants come from HumanoidBench 791405f (`humanoid_bench/envs/basic_locomotion
 from __future__ import annotations
 
 import math
-from typing import Final, overload
+from typing import Final, NamedTuple, overload
 
 import numpy as np
 
@@ -207,3 +207,29 @@ def dont_move(com_vel_xy: np.ndarray) -> float:
     """Mean over x and y of a gaussian of the horizontal centre-of-mass velocity (0.1 at 2 m/s). HB."""
     vx, vy = com_vel_xy  # two scalar calls: same numbers as HB's array mean, a tenth of the time
     return (tolerance(float(vx), margin=DONT_MOVE_MARGIN_MPS) + tolerance(float(vy), margin=DONT_MOVE_MARGIN_MPS)) / 2
+
+
+class StandTerms(NamedTuple):
+    """The terms most HumanoidBench tasks start from, under HumanoidBench's info keys."""
+
+    standing: float
+    upright: float
+    small_control: float
+
+    @property
+    def stand_reward(self) -> float:
+        return self.standing * self.upright
+
+    def info(self) -> dict[str, float]:
+        return {"stand_reward": self.stand_reward, "small_control": self.small_control,
+                "standing": self.standing, "upright": self.upright}
+
+
+def stand_terms(head_height: float, torso_upright: float, actuator_forces: np.ndarray, *,
+                head_bound: float = STAND_HEIGHT_M, upright_bound: float = UPRIGHT_BOUND) -> StandTerms:
+    """standing, upright and small_control as HB's stand, walk, run, hurdle, pole and balance tasks compute them.
+
+    The head margin stays 1.65 / 4 m when a task raises the bound (balance), as in HB.
+    """
+    return StandTerms(standing(head_height, bound=head_bound), upright(torso_upright, bound=upright_bound),
+                      small_control(actuator_forces))

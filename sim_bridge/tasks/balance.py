@@ -81,19 +81,9 @@ class _Balance(Task):
 
     def get_reward(self, data: mujoco.MjData) -> tuple[float, dict[str, float]]:
         s = self.signals
-        # HB keeps the stand margin (1.65 / 4 m) while raising the bound.
-        standing = rewards.standing(s.head_height, bound=HEAD_BOUND_M, margin=rewards.STAND_MARGIN_M)
-        upright = rewards.upright(s.torso_upright)
-        stand_reward = standing * upright
-        small_control = rewards.small_control(s.actuator_forces)
+        terms = rewards.stand_terms(s.head_height, s.torso_upright, s.actuator_forces, head_bound=HEAD_BOUND_M)
         dont_move = rewards.dont_move(s.center_of_mass_velocity[0:2])
-        return small_control * stand_reward * dont_move, {
-            "small_control": small_control,
-            "stand_reward": stand_reward,
-            "dont_move": dont_move,
-            "standing": standing,
-            "upright": upright,
-        }
+        return terms.small_control * terms.stand_reward * dont_move, {**terms.info(), "dont_move": dont_move}
 
     def get_terminated(self, data: mujoco.MjData) -> bool:
         if data.qpos[2] < TERMINATION_PELVIS_HEIGHT_M:

@@ -79,21 +79,11 @@ class Hurdle(Task):
 
     def get_reward(self, data: mujoco.MjData) -> tuple[float, dict[str, float]]:
         s = self.signals
-        standing = rewards.standing(s.head_height)
-        upright = rewards.upright(s.torso_upright, bound=UPRIGHT_BOUND)
-        stand_reward = standing * upright
-        small_control = rewards.small_control(s.actuator_forces)
+        terms = rewards.stand_terms(s.head_height, s.torso_upright, s.actuator_forces, upright_bound=UPRIGHT_BOUND)
         move = rewards.move(s.center_of_mass_velocity[0], rewards.RUN_SPEED_MPS)
         wall_collision_discount = WALL_CONTACT_DISCOUNT if any_contact(data, self._walls) else 1.0
-        reward = small_control * stand_reward * move * wall_collision_discount
-        return reward, {
-            "stand_reward": stand_reward,
-            "small_control": small_control,
-            "move": move,
-            "standing": standing,
-            "upright": upright,
-            "wall_collision_discount": wall_collision_discount,
-        }
+        reward = terms.small_control * terms.stand_reward * move * wall_collision_discount
+        return reward, {**terms.info(), "move": move, "wall_collision_discount": wall_collision_discount}
 
     def get_terminated(self, data: mujoco.MjData) -> bool:
         return bool(data.qpos[2] < FALL_HEIGHT_M)

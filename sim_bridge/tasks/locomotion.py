@@ -25,29 +25,14 @@ class Locomotion(Task):
 
     def get_reward(self, data: mujoco.MjData) -> tuple[float, dict[str, float]]:
         s = self.signals
-        standing = rewards.standing(s.head_height)
-        upright = rewards.upright(s.torso_upright)
-        stand_reward = standing * upright
-        small_control = rewards.small_control(s.actuator_forces)
+        terms = rewards.stand_terms(s.head_height, s.torso_upright, s.actuator_forces)
         com_velocity = s.center_of_mass_velocity
         # The products keep HB's evaluation order, so the floats match HB's bit for bit.
         if self.move_speed == 0:
             dont_move = rewards.dont_move(com_velocity[:2])
-            return small_control * stand_reward * dont_move, {
-                "small_control": small_control,
-                "stand_reward": stand_reward,
-                "dont_move": dont_move,
-                "standing": standing,
-                "upright": upright,
-            }
+            return terms.small_control * terms.stand_reward * dont_move, {**terms.info(), "dont_move": dont_move}
         move = rewards.move(float(com_velocity[0]), self.move_speed)
-        return small_control * stand_reward * move, {
-            "stand_reward": stand_reward,
-            "small_control": small_control,
-            "move": move,
-            "standing": standing,
-            "upright": upright,
-        }
+        return terms.small_control * terms.stand_reward * move, {**terms.info(), "move": move}
 
     def get_terminated(self, data: mujoco.MjData) -> bool:
         return bool(data.qpos[2] < FALL_HEIGHT_M)

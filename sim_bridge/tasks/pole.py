@@ -71,22 +71,12 @@ class Pole(Task):
 
     def get_reward(self, data: mujoco.MjData) -> tuple[float, dict[str, float]]:
         s = self.signals
-        standing = rewards.standing(s.head_height)
-        upright = rewards.upright(s.torso_upright)
-        stand_reward = standing * upright
-        small_control = rewards.small_control(s.actuator_forces)
+        terms = rewards.stand_terms(s.head_height, s.torso_upright, s.actuator_forces)
         move = rewards.move(s.center_of_mass_velocity[0], MOVE_SPEED_MPS)
         touched = any_contact(data, self._poles, excluding=self._floor)
         collision_discount = POLE_CONTACT_DISCOUNT if touched else 1.0
-        reward = (0.5 * (small_control * stand_reward) + 0.5 * move) * collision_discount
-        return reward, {
-            "stand_reward": stand_reward,
-            "small_control": small_control,
-            "move": move,
-            "standing": standing,
-            "upright": upright,
-            "collision_discount": collision_discount,
-        }
+        reward = (0.5 * (terms.small_control * terms.stand_reward) + 0.5 * move) * collision_discount
+        return reward, {**terms.info(), "move": move, "collision_discount": collision_discount}
 
     def get_terminated(self, data: mujoco.MjData) -> bool:
         return bool(data.qpos[2] < TERMINATION_PELVIS_HEIGHT_M)
