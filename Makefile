@@ -19,6 +19,7 @@ sim: setup
 bench: setup
 	$(VENV)/bin/python bench/sim_throughput.py
 	$(VENV)/bin/python bench/search.py
+	$(VENV)/bin/python bench/control_loop.py
 
 clean:
 	rm -rf build $(VENV)

@@ -61,5 +61,12 @@ def test_colcon_builds_the_workspace(tmp_path):
         assert (install / package / "share" / package / "package.xml").is_file()
     assert (install / "ezm_ros/lib/ezm_ros/ezm-sim").is_file()
     assert (install / "sim_bridge/lib/sim_bridge/sim-bridge").is_file()
+    # What `ros2 launch ezm_ros sim.launch.py` needs: the node executables, the launch file and its config.
+    for executable in ("ezm_ros/lib/ezm_ros/planner_node", "ezm_ros/lib/ezm_ros/visualization_node",
+                       "ezm_ros/lib/ezm_ros/web_view_node", "ezm_ros/lib/ezm_ros/ezm-task",
+                       "sim_bridge/lib/sim_bridge/sim_node"):
+        assert (install / executable).is_file(), executable
+    for shared in ("launch/sim.launch.py", "config/sim.params.yaml", "config/ezm_sim.rviz"):
+        assert (install / "ezm_ros/share/ezm_ros" / shared).is_file(), shared
     generated = list((install / "ezm_msgs/lib").glob("python3*/site-packages/ezm_msgs/msg/_task_command.py"))
     assert generated, "colcon did not generate the ezm_msgs Python bindings"

@@ -1,0 +1,79 @@
+"""Which model bundle the stack runs when none is named: the one the repository ships under `models/`.
+
+A bundle is a directory with a `manifest.json` (`ezm_ros.manifest`). The shipped model is looked for in
+`models/` of the installed share directory (colcon installs `models/*/` there) and of the repository,
+preferring `models/ezm-h1/`, else the only bundle there, else the last in name order (names carry
+versions or dates). `ezm-sim` alone may fall back to an UNTRAINED bundle exported on the fly (random
+weights, clearly labelled as such, needs the `train` extra): a ROS 2 launch never does, the planner
+then exits and says how to get a model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from ezm_ros.manifest import MANIFEST_FILE
+from ezm_ros.nodes import installed_share_dir
+
+MODELS_DIR: Final = "models"
+#: The shipped model's directory name (`ezm-export ... models/ezm-h1`), preferred when several exist.
+SHIPPED_MODEL_NAME: Final = "ezm-h1"
+#: Where `ezm-sim` writes its untrained stand-in, and the tasks it covers (all 14 HumanoidBench h1 tasks).
+UNTRAINED_DIR: Final = Path("out/untrained-bundle")
+UNTRAINED_TASK_SET: Final = "h1-all14"
+_REPO: Final = Path(__file__).resolve().parent.parent
+
+
+def _search_roots() -> list[Path]:
+    share = installed_share_dir()
+    return ([share / MODELS_DIR] if share is not None else []) + [_REPO / MODELS_DIR]
+
+
+def shipped_model() -> Path | None:
+    """The shipped bundle directory, or None when the repository ships none (yet)."""
+    for root in _search_roots():
+        bundles = sorted(p.parent for p in root.glob(f"*/{MANIFEST_FILE}"))
+        if not bundles:
+            continue
+        preferred = [b for b in bundles if b.name == SHIPPED_MODEL_NAME]
+        return preferred[0] if preferred else bundles[-1]
+    return None
+
+
+def no_model_message() -> str:
+    return (f"no model: the repository ships none yet ({', '.join(str(r) for r in _search_roots())} hold no "
+            f"bundle). Export one with `ezm-export <run dir> {MODELS_DIR}/{SHIPPED_MODEL_NAME}` and pass "
+            "model_path (launch: model:=<dir>; ezm-sim: --model <dir>)")
+
+
+def resolve(model: str) -> Path:
+    """The bundle to load: `model` if given, else the shipped one; FileNotFoundError saying why not."""
+    if model:
+        return Path(model).expanduser()
+    shipped = shipped_model()
+    if shipped is None:
+        raise FileNotFoundError(no_model_message())
+    return shipped
+
+
+def resolve_for_ezm_sim(model: str) -> tuple[Path, str]:
+    """(bundle, label) for `ezm-sim`: as `resolve`, but with no shipped model, export an UNTRAINED one."""
+    if model:
+        return Path(model).expanduser(), "given"
+    shipped = shipped_model()
+    if shipped is not None:
+        return shipped, "the shipped model"
+    print("ezm-sim: " + no_model_message(), flush=True)
+    print(f"ezm-sim: running an UNTRAINED bundle (random weights, exported now to {UNTRAINED_DIR}) so the "
+          "stack can be seen working: the robot will not walk and will likely fall.", flush=True)
+    return export_untrained_bundle(UNTRAINED_DIR), "UNTRAINED: random weights, not a trained model"
+
+
+def export_untrained_bundle(out_dir: Path, tasks: str = UNTRAINED_TASK_SET) -> Path:
+    """`ezm_training.untrained_bundle.export_untrained_bundle`, where the `train` extra (torch) is installed."""
+    try:
+        from ezm_training.untrained_bundle import export_untrained_bundle as export
+    except ImportError as err:
+        raise SystemExit(f"cannot export an untrained stand-in without the `train` extra (torch): {err}") from err
+    return export(out_dir, tasks)

@@ -1,0 +1,115 @@
+"""The stack's one node list: `launch/sim.launch.py` and `ezm-sim` both start exactly these.
+
+Each entry names the ROS executable (`lib/<package>/<executable>`, for `ros2 launch`), the Python module
+with its `main` (for `ezm-sim`, which starts each node as `python -m <module>` where no ROS 2 install
+is present), the node name (the key of its section in `launch/config/sim.params.yaml`) and the
+parameters the launch arguments override. Launch arguments are declared here too, so the launch file
+and `ezm-sim` offer the same ones with the same defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Final
+
+PACKAGE: Final = "ezm_ros"
+PARAMS_FILE: Final = "sim.params.yaml"
+RVIZ_FILE: Final = "ezm_sim.rviz"
+#: Where the launch files and their config live in the repository (colcon installs them under share/).
+_REPO_LAUNCH_DIR: Final = Path(__file__).resolve().parent.parent / "launch"
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str  # launch arguments are strings; `StackOptions.from_strings` converts them
+    description: str
+
+
+LAUNCH_ARGUMENTS: Final = (
+    LaunchArgument("model", "", "Model bundle directory; empty: the model the repository ships (models/)."),
+    LaunchArgument("task", "walk", "Task at start (short name or env id); switch later on ezm/task."),
+    LaunchArgument("lockstep", "false", "One simulation step per planner command (deterministic evaluation)."),
+    LaunchArgument("seed", "0", "Seed of the simulator's resets and of the planner's search."),
+    LaunchArgument("rviz", "true", "Start rviz2 with launch/config/ezm_sim.rviz (a ROS 2 install only)."),
+    LaunchArgument("web_view", "false", "Serve the 3D scene in a browser at http://127.0.0.1:8080 (viser)."),
+    LaunchArgument("namespace", "", "Namespace of every node and topic (a second robot runs beside the first)."),
+)
+
+
+def _truthy(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if value.lower() in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StackOptions:
+    """What the launch arguments select (defaults as in `LAUNCH_ARGUMENTS`)."""
+
+    model: str = ""
+    task: str = "walk"
+    lockstep: bool = False
+    seed: int = 0
+    rviz: bool = True
+    web_view: bool = False
+    namespace: str = ""
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str]) -> StackOptions:
+        """From launch-argument strings (missing ones take their defaults)."""
+        merged = {arg.name: arg.default for arg in LAUNCH_ARGUMENTS} | values
+        return cls(model=merged["model"], task=merged["task"], lockstep=_truthy(merged["lockstep"]),
+                   seed=int(merged["seed"]), rviz=_truthy(merged["rviz"]), web_view=_truthy(merged["web_view"]),
+                   namespace=merged["namespace"].strip("/"))
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    package: str  # ROS package whose lib/ holds the executable
+    executable: str
+    name: str  # node name; its section in the params file
+    module: str | None  # `python -m` entry for ezm-sim; None: not ours (rviz2), ezm-sim cannot start it
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)  # beside the params file
+    arguments: tuple[str, ...] = ()
+
+
+def stack_nodes(options: StackOptions) -> list[NodeSpec]:
+    """The nodes of `ros2 launch ezm_ros sim.launch.py` / `ezm-sim`, in start order."""
+    nodes = [
+        NodeSpec("sim_bridge", "sim_node", "ezm_sim", "sim_bridge.sim_node",
+                 {"task": options.task, "lockstep": options.lockstep, "seed": options.seed}),
+        NodeSpec(PACKAGE, "planner_node", "ezm_planner", "ezm_ros.planner_node",
+                 {"model_path": options.model, "task": options.task, "lockstep": options.lockstep,
+                  "seed": options.seed}),
+    ]
+    if options.rviz or options.web_view:
+        nodes.append(NodeSpec(PACKAGE, "visualization_node", "ezm_visualization", "ezm_ros.visualization_node",
+                              {"task": options.task}))
+    if options.web_view:
+        nodes.append(NodeSpec(PACKAGE, "web_view_node", "ezm_web_view", "ezm_ros.web_view_node"))
+    if options.rviz:
+        nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", None, {"use_sim_time": True},
+                              ("-d", str(config_file(RVIZ_FILE)))))
+    return nodes
+
+
+def installed_share_dir() -> Path | None:
+    """share/ezm_ros of a colcon install on AMENT_PREFIX_PATH, or None (a pip or source checkout)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(PACKAGE))
+    except (ImportError, LookupError, OSError):  # not installed; no AMENT_PREFIX_PATH at all
+        return None
+
+
+def config_file(name: str) -> Path:
+    """A file of launch/config: from the installed share directory (colcon), else from the repository."""
+    share = installed_share_dir()
+    if share is not None and (share / "config" / name).is_file():
+        return share / "config" / name
+    return _REPO_LAUNCH_DIR / "config" / name

@@ -1,0 +1,140 @@
+"""`visualization_node`: the scene as visualization_msgs/MarkerArray on `ezm/markers`, for rviz and the browser.
+
+It keeps its own copy of the active task's MuJoCo scene (built by sim_bridge, never stepped), poses it
+from the state topics (joint_states, odom, task_state) and publishes the H1's link meshes, the scene's
+objects and an arrow for the commanded velocity and heading (`ezm_ros.markers`). Works the same against
+a real robot's state topics, minus the scene objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Final
+
+import mujoco
+import numpy as np
+from nav_msgs.msg import Odometry
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from visualization_msgs.msg import MarkerArray
+
+import sim_bridge
+from ezm_msgs.msg import TaskCommand, TaskState
+from ezm_ros import conversions, markers, qos, topics
+from ezm_ros.node_runtime import declare, run_node
+from ezm_ros.task_names import TaskNameError, short_task_name
+from sim_bridge import registry
+from sim_bridge.h1 import constants
+
+NODE_NAME: Final = "ezm_visualization"
+
+
+@dataclasses.dataclass(frozen=True)
+class VisualizationParams:
+    rate_hz: float
+    scene_period_s: float
+    task: str
+
+
+class VisualizationNode(Node):
+    def __init__(self) -> None:
+        super().__init__(NODE_NAME)
+        self.p = VisualizationParams(
+            rate_hz=declare(self, "rate_hz", 25.0, "Marker update rate, Hz (rviz needs no more)."),
+            scene_period_s=declare(self, "scene_period_s", 2.0, "Period of re-sending the static scene, s "
+                                   "(late joiners see it within this time)."),
+            task=declare(self, "task", "stand", "Scene drawn until task_state names one."),
+        )
+        self._pub = self.create_publisher(MarkerArray, topics.MARKERS, qos.VISUALIZATION)
+        self._joints: JointState | None = None
+        self._odom: Odometry | None = None
+        self._task_state: TaskState | None = None
+        self._command: TaskCommand | None = None
+        self._dirty = False
+        self._scene_sent = -np.inf
+        self._load(short_task_name(self.p.task))
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, qos.SENSOR)
+        self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.SENSOR)
+        self.create_subscription(TaskState, topics.TASK_STATE, self._on_task_state, qos.SENSOR)
+        self.create_subscription(TaskCommand, topics.ACTIVE_TASK, self._on_active_task, qos.LATCHED)
+        self.create_timer(1.0 / self.p.rate_hz, self._publish, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _load(self, task: str) -> None:
+        env = sim_bridge.make(registry.env_id(constants.ROBOT_NAME, task)).unwrapped
+        self._task = task
+        self._model = env.model
+        self._data = mujoco.MjData(env.model)
+        self._robot_nq, self._robot_nv = env.signals.robot_nq, env.signals.robot_nv
+        self._scene = markers.SceneMarkers(env.model, constants.ROOT_BODY)
+        self._default_speed = float(getattr(env.task, "move_speed", 0.0))
+        self._scene_sent = -np.inf  # a new scene: clear and resend at once
+        self._clear = True
+        env.close()
+
+    def _on_joints(self, msg: JointState) -> None:
+        self._joints, self._dirty = msg, True
+
+    def _on_odom(self, msg: Odometry) -> None:
+        self._odom, self._dirty = msg, True
+
+    def _on_task_state(self, msg: TaskState) -> None:
+        self._task_state = msg
+        if msg.task and msg.task != self._task:
+            try:
+                self._load(short_task_name(msg.task))
+            except TaskNameError as err:
+                self.get_logger().warning(f"cannot draw the scene: {err}")
+
+    def _on_active_task(self, msg: TaskCommand) -> None:
+        self._command = msg
+
+    def _publish(self) -> None:
+        if not self._dirty or self._joints is None or self._odom is None:
+            return
+        try:
+            robot = conversions.robot_coordinates(self._joints, self._odom, constants.JOINTS)
+        except conversions.StateError:
+            return  # the planner reports bad states; the picture just waits for a good one
+        self._dirty = False
+        data = self._data
+        data.qpos[: self._robot_nq] = robot.qpos
+        state = self._task_state
+        if state is not None and state.task == self._task and len(state.object_qpos) == self._model.nq - self._robot_nq:
+            data.qpos[self._robot_nq:] = state.object_qpos
+        mujoco.mj_kinematics(self._model, data)
+        stamp = self._joints.header.stamp
+        out = MarkerArray()
+        if self._clear:
+            out.markers.append(markers.delete_all(stamp))
+            self._clear = False
+        namespaces = (markers.NS_ROBOT, markers.NS_OBJECTS)
+        now = time.monotonic()
+        if now - self._scene_sent >= self.p.scene_period_s:
+            namespaces += (markers.NS_SCENE,)
+            self._scene_sent = now
+        out.markers.extend(self._scene.markers(data, stamp, namespaces))
+        if state is not None and state.task == self._task:
+            out.markers.extend(markers.task_points(stamp, list(state.points)))
+        out.markers.append(self._arrow(stamp, robot.qpos))
+        self._pub.publish(out)
+
+    def _arrow(self, stamp, qpos: np.ndarray):
+        """The commanded velocity: the task's speed (or the command's) along its heading (or the robot's)."""
+        command = self._command
+        speed = self._default_speed
+        heading = conversions.yaw_of(qpos[3:7])
+        if command is not None and command.has_forward_speed:
+            speed = command.forward_speed_mps
+        if command is not None and command.has_heading:
+            heading = command.heading_rad
+        return markers.command_arrow(stamp, qpos[0:3], heading, speed if speed > 0 else None)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(VisualizationNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

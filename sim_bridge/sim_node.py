@@ -1,0 +1,429 @@
+"""`sim_node`: the HumanoidBench H1 scene of the active task, stepped as a robot would run.
+
+Real time (default): every 20 ms of wall time, one control step (10 physics steps of 2 ms) with the
+latest joint command, then the robot's state is published. Lockstep (`lockstep: true`): one control step
+per received command, for deterministic evaluation; nothing moves without a command.
+
+Publishes (relative names, `ezm_ros.topics`; QoS `ezm_ros.qos`): `joint_states`, `imu` (pelvis),
+`odom` (`odom` -> `pelvis`, twist in the pelvis frame), `task_state` (ezm_msgs/TaskState), `/clock` (sim
+time; every stamp above is sim time), `diagnostics` (mode, real-time factor, command statistics) and,
+with `publish_observation`, `sim/observation` (the env's own observation, to verify the planner's).
+Subscribes `joint_command` (ezm_msgs/JointCommand) and `ezm/active_task` (the planner's accepted task,
+whose scene it loads). Services: `sim/reset` (std_srvs/Trigger), `sim/load_task` (ezm_msgs/SwitchTask).
+
+Safety, as a robot's low-level controller: the last good command is held; a command with wrong lengths,
+unknown joints or NaN is rejected (logged once per burst) and the previous one stays; with no command
+for `command_timeout_s` the servos drop to damping (kp 0, kd `damping_kd`) until commands return.
+Physics stays paused until the first command arrives (`wait_for_first_command`), so the robot does not
+fall while the planner is still loading its model.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import time
+from typing import Final
+
+import mujoco
+import numpy as np
+from builtin_interfaces.msg import Time
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+import sim_bridge
+from ezm_msgs.msg import JointCommand, TaskCommand, TaskState
+from ezm_msgs.srv import SwitchTask
+from ezm_ros import conversions, qos, topics
+from ezm_ros.node_runtime import declare, run_node
+from ezm_ros.task_names import TaskNameError, short_task_name
+from sim_bridge import registry
+from sim_bridge.env import HumanoidEnv
+from sim_bridge.h1 import constants
+from sim_bridge.joint_servos import DEFAULT_DAMPING_KD, CommandError, Servos, parse_joint_command
+
+NODE_NAME: Final = "ezm_sim"
+#: Names of the 3-vectors a task's observation appends after qpos and qvel (see ezm_msgs/TaskState).
+#: Reach (sim_bridge/tasks/reach.py `observation`): the left hand site, then the goal.
+OBSERVATION_POINT_NAMES: Final = {"reach": ("left_hand", "goal")}
+#: Seconds without a rejected command after which the next rejection is logged again.
+REJECT_LOG_QUIET_S: Final = 1.0
+#: Samples kept for the latency and period statistics in diagnostics (60 s at 50 Hz).
+STATS_WINDOW: Final = 3000
+DIAGNOSTICS_PERIOD_S: Final = 0.5
+#: Sim-time stamps remembered with their publication time, to time commands that echo them.
+STAMP_MEMORY: Final = 64
+
+
+class Mode(enum.Enum):
+    WAITING = "waiting for the first command"  # physics paused
+    COMMANDED = "commanded"
+    DAMPING = "damping"  # commands stopped: kp 0, kd damping_kd
+
+
+@dataclasses.dataclass(frozen=True)
+class SimParams:
+    task: str
+    seed: int
+    lockstep: bool
+    collision: str
+    command_timeout_s: float
+    damping_kd: float
+    wait_for_first_command: bool
+    reset_after_fall_s: float
+    follow_active_task: bool
+    publish_clock: bool
+    publish_observation: bool
+    lockstep_republish_s: float
+
+
+def _declare_params(node: Node) -> SimParams:
+    p = SimParams(
+        task=declare(node, "task", "stand", "Task whose scene is loaded at start (short name or env id)."),
+        seed=declare(node, "seed", 0, "Seed of the first reset; reset k uses seed + k.", read_only=True),
+        lockstep=declare(node, "lockstep", False, "One control step per received command instead of real "
+                         "time (deterministic evaluation).", read_only=True),
+        collision=declare(node, "collision", constants.COLLISION_HUMANOIDBENCH,
+                          f"Robot collision variant: {', '.join(constants.COLLISION_VARIANTS)}.", read_only=True),
+        command_timeout_s=declare(node, "command_timeout_s", 0.25, "Seconds without a joint command before "
+                                  "the servos drop to damping (real-time mode)."),
+        damping_kd=declare(node, "damping_kd", DEFAULT_DAMPING_KD, "Damping-mode gain, N·m·s/rad."),
+        wait_for_first_command=declare(node, "wait_for_first_command", True, "Keep physics paused until the "
+                                       "first joint command arrives.", read_only=True),
+        reset_after_fall_s=declare(node, "reset_after_fall_s", 2.0, "Sim seconds after the task's "
+                                   "termination (a fall) before an automatic reset; 0 disables it."),
+        follow_active_task=declare(node, "follow_active_task", True, "Load the scene of the planner's "
+                                   "accepted task (ezm/active_task).", read_only=True),
+        publish_clock=declare(node, "publish_clock", True, "Publish sim time on /clock (use_sim_time).",
+                              read_only=True),
+        publish_observation=declare(node, "publish_observation", False, "Also publish the env's own "
+                                    "observation on sim/observation (verification).", read_only=True),
+        lockstep_republish_s=declare(node, "lockstep_republish_s", 0.1, "Lockstep: republish the current "
+                                     "state after this many seconds without a command (lost samples).",
+                                     read_only=True),
+    )
+    if p.command_timeout_s <= 0 or p.damping_kd < 0 or p.lockstep_republish_s <= 0:
+        raise ValueError("command_timeout_s and lockstep_republish_s must be > 0, damping_kd >= 0")
+    return p
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__(NODE_NAME)
+        self.p = _declare_params(self)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        sensor_overrides = QoSOverridingOptions.with_default_policies()
+        self._pub_joints = self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR,
+                                                 qos_overriding_options=sensor_overrides)
+        self._pub_imu = self.create_publisher(Imu, topics.IMU, qos.SENSOR, qos_overriding_options=sensor_overrides)
+        self._pub_odom = self.create_publisher(Odometry, topics.ODOM, qos.SENSOR,
+                                               qos_overriding_options=sensor_overrides)
+        self._pub_task = self.create_publisher(TaskState, topics.TASK_STATE, qos.SENSOR,
+                                               qos_overriding_options=sensor_overrides)
+        self._pub_clock = (self.create_publisher(ClockMsg, topics.CLOCK, qos.CLOCK) if self.p.publish_clock
+                           else None)
+        self._pub_obs = (self.create_publisher(Float64MultiArray, "sim/observation", qos.SENSOR)
+                         if self.p.publish_observation else None)
+        self._pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+
+        # Simulation state.
+        self._sim_time_ns = 0  # monotonic across resets and scene loads (a clock must not jump back)
+        self._resets = 0
+        self._mode = Mode.WAITING if self.p.wait_for_first_command else Mode.DAMPING
+        self._command = None  # last good ServoCommand
+        self._last_command_wall = None
+        self._fallen_since_ns: int | None = None
+        self._episode_return = 0.0
+        self._steps = 0
+        self._last_step_wall = time.monotonic()
+        self._load(self.p.task, keep_state=False)
+
+        # Statistics for diagnostics.
+        self._received = 0
+        self._rejected = 0
+        self._last_reject_wall = -np.inf
+        self._damping_entries = 0
+        self._published_at: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self._latencies_ms: collections.deque[float] = collections.deque(maxlen=STATS_WINDOW)
+        self._periods_ms: collections.deque[float] = collections.deque(maxlen=STATS_WINDOW)
+        self._rtf_anchor = (time.monotonic(), self._sim_time_ns)
+        self._rtf = 0.0
+        self._physics_errors = 0
+
+        self.create_subscription(JointCommand, topics.JOINT_COMMAND, self._on_command, qos.COMMAND)
+        if self.p.follow_active_task:
+            self.create_subscription(TaskCommand, topics.ACTIVE_TASK, self._on_active_task, qos.LATCHED)
+        self.create_service(Trigger, topics.SIM_RESET, self._on_reset)
+        self.create_service(SwitchTask, topics.SIM_LOAD_TASK, self._on_load_task)
+        if self.p.lockstep:
+            self.create_timer(self.p.lockstep_republish_s, self._republish_if_idle, clock=self._steady)
+        else:
+            self.create_timer(constants.CONTROL_DT_S, self._tick, clock=self._steady)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady)
+        self._publish_state()
+        self.get_logger().info(
+            f"simulating {self._task_name} ({'lockstep' if self.p.lockstep else 'real time'}, "
+            f"{self.p.collision} collision); {self._mode.value}")
+
+    # --- scene ------------------------------------------------------------------------------------------
+    def _load(self, task: str, keep_state: bool, forward_speed: float | None = None) -> None:
+        """Build the task's scene; keep the robot's state when the scene has the same structure."""
+        name = short_task_name(task)
+        env = sim_bridge.make(registry.env_id(constants.ROBOT_NAME, name), collision=self.p.collision).unwrapped
+        previous = getattr(self, "_env", None)
+        obs, _ = env.reset(seed=self.p.seed + self._resets)
+        if keep_state and previous is not None and _same_structure(previous.model, env.model):
+            env.set_state(previous.data.qpos.copy(), previous.data.qvel.copy())
+            obs = env.task.observation(env.data)
+        if previous is not None:
+            previous.close()
+        self._env = env
+        self._task_name = name
+        self._obs = obs
+        self._servos = Servos(env.model, env.action_map.size)
+        self._fallen_since_ns = None
+        self._episode_return = 0.0
+        self._set_speed(forward_speed)
+
+    def _set_speed(self, forward_speed: float | None) -> None:
+        """Walk and run reward the speed they are asked for (HumanoidBench's `move_speed`); others have none."""
+        task = self._env.task
+        default = getattr(type(task), "move_speed", 0.0)  # the class's: HumanoidBench's speed for the task
+        if default > 0:
+            task.move_speed = float(forward_speed) if forward_speed is not None and forward_speed > 0 else default
+
+    def _reset(self) -> None:
+        self._resets += 1
+        self._obs, _ = self._env.reset(seed=self.p.seed + self._resets)
+        self._fallen_since_ns = None
+        self._episode_return = 0.0
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._reset()
+        self._publish_state()
+        response.success = True
+        response.message = f"reset {self._task_name} with seed {self.p.seed + self._resets}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_load_task(self, request: SwitchTask.Request, response: SwitchTask.Response) -> SwitchTask.Response:
+        command = request.command
+        try:
+            self._load(command.task, keep_state=True,
+                       forward_speed=command.forward_speed_mps if command.has_forward_speed else None)
+        except (TaskNameError, ValueError) as err:
+            response.accepted = False
+            response.reason = str(err)
+        else:
+            response.accepted = True
+            self._publish_state()
+            self.get_logger().info(f"loaded the scene of {self._task_name}")
+        response.active_task = self._task_name
+        return response
+
+    def _on_active_task(self, msg: TaskCommand) -> None:
+        try:
+            name = short_task_name(msg.task)
+        except TaskNameError as err:
+            self.get_logger().warning(f"ignoring active task: {err}")
+            return
+        speed = msg.forward_speed_mps if msg.has_forward_speed else None
+        if name == self._task_name:  # same scene: only the asked speed may have changed
+            self._set_speed(speed)
+            return
+        self._load(name, keep_state=True, forward_speed=speed)
+        self._publish_state()
+        self.get_logger().info(f"following the planner: loaded the scene of {name}")
+
+    # --- commands -------------------------------------------------------------------------------------------
+    def _on_command(self, msg: JointCommand) -> None:
+        now = time.monotonic()
+        self._received += 1
+        try:
+            command = parse_joint_command(msg.name, msg.position, msg.velocity, msg.effort, msg.kp, msg.kd,
+                                          constants.ACTUATORS)
+        except CommandError as err:
+            self._rejected += 1
+            if now - self._last_reject_wall > REJECT_LOG_QUIET_S:
+                self.get_logger().warning(f"rejected joint command ({err}); holding the last good command "
+                                          f"(further rejections in this burst are counted, not logged)")
+            self._last_reject_wall = now
+            return
+        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        published = self._published_at.get(stamp_ns) if stamp_ns else None  # 0: an unstamped command
+        if published is not None:
+            self._latencies_ms.append(1e3 * (now - published))
+        if self._last_command_wall is not None:
+            self._periods_ms.append(1e3 * (now - self._last_command_wall))
+        self._last_command_wall = now
+        self._command = command
+        if self._mode is not Mode.COMMANDED:
+            if self._mode is Mode.DAMPING:
+                self.get_logger().info("joint commands are back: leaving damping mode")
+            self._mode = Mode.COMMANDED
+        if self.p.lockstep and (stamp_ns == 0 or stamp_ns >= self._sim_time_ns):
+            # A command computed from an older state is held but does not step the simulation.
+            self._step()
+            self._publish_state()
+
+    # --- stepping ---------------------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        """Real-time mode, every 20 ms of wall time."""
+        now = time.monotonic()
+        if (self._mode is Mode.COMMANDED and self._last_command_wall is not None
+                and now - self._last_command_wall > self.p.command_timeout_s):
+            self._mode = Mode.DAMPING
+            self._damping_entries += 1
+            self.get_logger().warning(f"no joint command for {now - self._last_command_wall:.2f} s "
+                                      f"(timeout {self.p.command_timeout_s} s): damping mode, kp 0, kd "
+                                      f"{self.p.damping_kd}")
+        if self._mode is not Mode.WAITING:
+            self._step()
+        self._publish_state()
+
+    def _republish_if_idle(self) -> None:
+        """Lockstep: a lost best-effort sample must not stall the loop, so repeat the state when idle."""
+        if time.monotonic() - self._last_step_wall >= self.p.lockstep_republish_s:
+            self._publish_state()
+
+    def _step(self) -> None:
+        env = self._env
+        if self._mode is Mode.DAMPING or self._command is None:
+            self._servos.damp(self.p.damping_kd)
+            target = env.data.qpos[7:7 + env.action_map.size]  # irrelevant with kp 0; keeps ctrl in range
+        else:
+            self._servos.apply(self._command)
+            target = self._command.position
+        obs, reward, terminated, _, info = env.step(env.action_map.to_action(np.asarray(target, dtype=np.float64)))
+        self._obs = obs
+        self._steps += 1
+        self._sim_time_ns += int(round(constants.CONTROL_DT_S * 1e9))
+        self._last_step_wall = time.monotonic()
+        self._episode_return += reward
+        if "physics_error" in info:
+            self._physics_errors += 1
+            self.get_logger().error(f"physics diverged ({info['physics_error']}): resetting")
+            self._reset()
+            return
+        # Once terminated, the episode stays over until a reset (HumanoidBench ends it there), even if the
+        # condition flickers (a pelvis bouncing around the fall height).
+        if terminated and self._fallen_since_ns is None:
+            self._fallen_since_ns = self._sim_time_ns
+            self.get_logger().info(f"{self._task_name}: episode terminated (return {self._episode_return:.1f})")
+        if (self._fallen_since_ns is not None
+                and 0 < self.p.reset_after_fall_s <= (self._sim_time_ns - self._fallen_since_ns) * 1e-9):
+            self._reset()
+
+    # --- publishing -----------------------------------------------------------------------------------------
+    def _publish_state(self) -> None:
+        stamp = conversions.stamp_from_ns(self._sim_time_ns)
+        joints, imu, odom, task_state = state_messages(self._env, self._obs, self._task_name, stamp)
+        self._pub_joints.publish(joints)
+        self._pub_imu.publish(imu)
+        self._pub_odom.publish(odom)
+        self._pub_task.publish(task_state)
+        if self._pub_obs is not None:
+            self._pub_obs.publish(Float64MultiArray(data=self._obs.tolist()))
+        if self._pub_clock is not None:
+            self._pub_clock.publish(ClockMsg(clock=stamp))
+        self._published_at[self._sim_time_ns] = time.monotonic()
+        while len(self._published_at) > STAMP_MEMORY:
+            self._published_at.popitem(last=False)
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        wall0, sim0 = self._rtf_anchor
+        if now - wall0 > 0:
+            self._rtf = (self._sim_time_ns - sim0) * 1e-9 / (now - wall0)
+        self._rtf_anchor = (now, self._sim_time_ns)
+        status = DiagnosticStatus(name=f"{self.get_name()}: simulator", hardware_id="h1-mujoco")
+        fallen = self._fallen_since_ns is not None
+        status.level = DiagnosticStatus.OK if self._mode is Mode.COMMANDED and not fallen else DiagnosticStatus.WARN
+        status.message = self._mode.value + ("; the robot has fallen (task terminated)" if fallen else "")
+        data = self._env.data
+        linear_body = conversions.rotate_inverse(data.qpos[3:7], data.qvel[0:3])
+
+        def pct(values, q) -> str:
+            return f"{np.percentile(values, q):.3f}" if len(values) else "nan"
+
+        jitter = np.abs(np.asarray(self._periods_ms) - 1e3 * constants.CONTROL_DT_S)
+
+        values = {
+            "task": self._task_name,
+            "mode": self._mode.name.lower(),
+            "sim_time_s": f"{self._sim_time_ns * 1e-9:.3f}",
+            "real_time_factor": f"{self._rtf:.3f}",
+            "control_steps": str(self._steps),
+            "episode_return": f"{self._episode_return:.3f}",
+            "pelvis_height_m": f"{data.qpos[2]:.4f}",
+            "forward_speed_mps": f"{linear_body[0]:.4f}",
+            "commands_received": str(self._received),
+            "commands_rejected": str(self._rejected),
+            "damping_entries": str(self._damping_entries),
+            "resets": str(self._resets),
+            "physics_errors": str(self._physics_errors),
+            "state_to_command_latency_p50_ms": pct(self._latencies_ms, 50),
+            "state_to_command_latency_p99_ms": pct(self._latencies_ms, 99),
+            "state_to_command_latency_max_ms": pct(self._latencies_ms, 100),
+            "command_period_p50_ms": pct(self._periods_ms, 50),
+            "command_period_p99_ms": pct(self._periods_ms, 99),
+            "command_period_max_ms": pct(self._periods_ms, 100),
+            # |period - 20 ms|: how far the command stream strays from the control rate.
+            "command_jitter_p50_ms": pct(jitter, 50),
+            "command_jitter_p99_ms": pct(jitter, 99),
+            "statistics_window": str(len(self._periods_ms)),
+        }
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._pub_diag.publish(array)
+
+    def close(self) -> None:
+        self._env.close()
+
+
+def state_messages(env: HumanoidEnv, obs: np.ndarray, task_name: str,
+                   stamp: Time) -> tuple[JointState, Imu, Odometry, TaskState]:
+    """What a robot driver would publish about `env`'s state, with the task's observation extras.
+
+    `obs` is the env's latest observation (from `reset` or `step`); its entries after qpos and qvel are
+    published as TaskState points (reach's stale hand site and goal), since they cannot be recomputed.
+    """
+    model, data, signals = env.model, env.data, env.signals
+    nq, nv, nu = signals.robot_nq, signals.robot_nv, env.action_map.size
+    qpos, qvel = data.qpos, data.qvel
+    pelvis = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, constants.ROOT_BODY)
+    acceleration = np.zeros(6)
+    # Proper acceleration (gravity included) of the pelvis in its own frame: what an IMU measures.
+    mujoco.mj_objectAcceleration(model, data, mujoco.mjtObj.mjOBJ_BODY, pelvis, acceleration, 1)
+    extra = obs[model.nq + model.nv:].reshape(-1, 3)
+    names = OBSERVATION_POINT_NAMES.get(task_name, tuple(f"point_{i}" for i in range(len(extra))))
+    object_joints = [model.joint(j).name for j in range(model.njnt) if model.jnt_qposadr[j] >= nq]
+    return (
+        conversions.joint_state_msg(stamp, constants.JOINTS, qpos[7:nq], qvel[6:nv], data.actuator_force[:nu]),
+        conversions.imu_msg(stamp, qpos[3:7], qvel[3:6], acceleration[3:6]),
+        conversions.odometry_msg(stamp, qpos[0:7], qvel[0:6]),
+        conversions.task_state_msg(stamp, task_name, object_joints, qpos[nq:], qvel[nv:], list(zip(names, extra)),
+                                   {k: v for k, v in env.task_state.items() if np.isscalar(v)}),
+    )
+
+
+def _same_structure(a: mujoco.MjModel, b: mujoco.MjModel) -> bool:
+    """Scenes whose robot state carries over (stand, walk, run and reach share an empty world)."""
+    return (a.nq, a.nv, a.nbody, a.ngeom) == (b.nq, b.nv, b.nbody, b.ngeom)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

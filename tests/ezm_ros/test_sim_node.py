@@ -1,0 +1,169 @@
+"""The simulator node in its own process, over real Fast DDS: state topics, clock, watchdog, bad commands,
+services, and the observation a planner rebuilds from its topics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diagnostic_msgs.msg import DiagnosticArray
+from ezm_msgs.msg import JointCommand, TaskCommand, TaskState
+from ezm_msgs.srv import SwitchTask
+from nav_msgs.msg import Odometry
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from ezm_ros import conversions, qos, topics
+from ezm_ros.observation import build_observation
+from sim_bridge.h1 import constants
+
+from .conftest import diagnostics_values
+
+pytestmark = pytest.mark.ros
+SIM = "sim_bridge.sim_node"
+HOLD = list(map(float, constants.KEYFRAME_QPOS[7:]))  # joint targets of the reset pose
+
+
+def _command(position=HOLD, names=constants.JOINTS, stamp=None) -> JointCommand:
+    msg = JointCommand(name=list(names), position=list(position))
+    if stamp is not None:
+        msg.header.stamp = stamp
+    return msg
+
+
+def _stamp_ns(msg) -> int:
+    return conversions.stamp_to_ns(msg.header.stamp)
+
+
+def test_real_time_states_clock_and_watchdog(launch, probe):
+    sim = launch(SIM, "ezm_sim", task="walk", command_timeout_s=0.25)
+    joints = probe.collect(JointState, topics.JOINT_STATES, qos.SENSOR)
+    odom = probe.collect(Odometry, topics.ODOM, qos.SENSOR)
+    imu = probe.collect(Imu, topics.IMU, qos.SENSOR)
+    task_state = probe.collect(TaskState, topics.TASK_STATE, qos.SENSOR)
+    clock = probe.collect(Clock, topics.CLOCK, qos.CLOCK)
+    diagnostics = probe.collect(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+    publisher = probe.node.create_publisher(JointCommand, topics.JOINT_COMMAND, qos.COMMAND)
+    assert probe.spin_until(lambda: joints and odom and imu and task_state and clock and diagnostics), sim.output()
+
+    # Before the first command the physics waits (the planner may still be loading): time stands still.
+    probe.spin_for(0.3)
+    assert len({_stamp_ns(m) for _, m in joints[-5:]}) == 1
+    assert diagnostics_values(diagnostics[-1][1])["mode"] == "waiting"
+    js = joints[-1][1]
+    assert list(js.name) == list(constants.JOINTS)
+    assert len(js.position) == len(js.velocity) == len(js.effort) == len(constants.JOINTS)
+    o = odom[-1][1]
+    assert (o.header.frame_id, o.child_frame_id, imu[-1][1].header.frame_id) == ("odom", "pelvis", "pelvis")
+    assert o.pose.pose.position.z == pytest.approx(0.98, abs=0.02)  # HumanoidBench's reset height
+    assert task_state[-1][1].task == "walk"
+
+    # Commands at 50 Hz: sim time follows wall time, every topic of a step carries the same stamp.
+    start_sim, start_wall = conversions.stamp_to_ns(clock[-1][1].clock), clock[-1][0]
+    for _ in range(75):
+        publisher.publish(_command())
+        probe.spin_for(0.02)
+    rtf = (conversions.stamp_to_ns(clock[-1][1].clock) - start_sim) * 1e-9 / (clock[-1][0] - start_wall)
+    assert 0.7 < rtf < 1.3, f"real-time factor {rtf:.2f}"
+    stamps = [{_stamp_ns(m) for _, m in received[-10:]} for received in (joints, odom, imu, task_state)]
+    assert len(set.intersection(*stamps)) >= 8, "the topics of one step share its stamp"
+    assert probe.spin_until(lambda: diagnostics_values(diagnostics[-1][1])["mode"] == "commanded", 2.0)
+
+    # Commands stop: damping within the timeout (plus a diagnostics period), reported and logged.
+    assert probe.spin_until(lambda: diagnostics_values(diagnostics[-1][1])["mode"] == "damping", 1.5)
+    # ... and they come back: the low-level controller follows them again.
+    for _ in range(25):
+        publisher.publish(_command())
+        probe.spin_for(0.02)
+    assert probe.spin_until(lambda: diagnostics_values(diagnostics[-1][1])["mode"] == "commanded", 1.5)
+    values = diagnostics_values(diagnostics[-1][1])
+    assert values["damping_entries"] == "1" and values["commands_rejected"] == "0"
+    sim.stop()
+    log = sim.output()
+    assert "damping mode, kp 0" in log and "leaving damping mode" in log
+
+
+def test_lockstep_rejects_bad_commands_once_per_burst_and_holds(launch, probe):
+    sim = launch(SIM, "ezm_sim", task="stand", lockstep=True)
+    joints = probe.collect(JointState, topics.JOINT_STATES, qos.SENSOR)
+    diagnostics = probe.collect(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+    publisher = probe.node.create_publisher(JointCommand, topics.JOINT_COMMAND, qos.COMMAND)
+    assert probe.spin_until(lambda: joints and publisher.get_subscription_count() > 0), sim.output()
+
+    def step(command: JointCommand) -> int:
+        """Send a command stamped with the current state; the new state's stamp (or the old one)."""
+        before = _stamp_ns(joints[-1][1])
+        command.header.stamp = joints[-1][1].header.stamp
+        publisher.publish(command)
+        probe.spin_until(lambda: _stamp_ns(joints[-1][1]) != before, 1.0)
+        return _stamp_ns(joints[-1][1]) - before
+
+    assert step(_command()) == 20_000_000  # one command, one 20 ms control step
+    bad = [
+        _command(position=HOLD[:-1]),  # wrong length
+        _command(position=[float("nan")] + HOLD[1:]),  # NaN
+        _command(position=HOLD[:5] + [float("inf")] + HOLD[6:]),  # inf
+        _command(names=list(constants.JOINTS[:-1]) + ["tail"]),  # unknown joint
+        JointCommand(name=list(constants.JOINTS), position=HOLD, kp=[100.0] * 3),  # kp of the wrong length
+    ]
+    before = _stamp_ns(joints[-1][1])
+    for command in bad:  # one burst: faster than the 1 s quiet time that separates bursts
+        command.header.stamp = joints[-1][1].header.stamp
+        publisher.publish(command)
+        probe.spin_for(0.05)
+    probe.spin_for(0.5)
+    assert _stamp_ns(joints[-1][1]) == before, "a rejected command must not step the simulation"
+    assert step(_command()) == 20_000_000  # the next good command is accepted: control continues
+    assert probe.spin_until(lambda: diagnostics_values(diagnostics[-1][1]).get("commands_rejected") == "5", 2.0)
+    sim.stop()
+    assert sim.output().count("rejected joint command") == 1, "one log line per burst of rejections"
+
+
+def test_services_reset_and_load_task(launch, probe):
+    sim = launch(SIM, "ezm_sim", task="stand", lockstep=True)
+    task_state = probe.collect(TaskState, topics.TASK_STATE, qos.SENSOR)
+    rejected = probe.call(SwitchTask, topics.SIM_LOAD_TASK, SwitchTask.Request(command=TaskCommand(task="fly")))
+    assert not rejected.accepted and "unknown task 'fly'" in rejected.reason and rejected.active_task == "stand"
+    request = SwitchTask.Request(command=TaskCommand(task="h1-sit_hard-v0"))
+    loaded = probe.call(SwitchTask, topics.SIM_LOAD_TASK, request)
+    assert loaded.accepted and loaded.active_task == "sit_hard"
+    assert probe.spin_until(lambda: task_state and task_state[-1][1].task == "sit_hard")
+    state = task_state[-1][1]
+    assert list(state.object_joint_names) == ["free_chair"] and len(state.object_qpos) == 7
+    reset = probe.call(Trigger, topics.SIM_RESET, Trigger.Request())
+    assert reset.success and "seed 1" in reset.message
+    sim.stop()
+
+
+@pytest.mark.parametrize("task", ["reach", "balance_hard"])
+def test_observation_rebuilt_from_topics_equals_the_simulators(launch, probe, task):
+    """Over DDS, in lockstep: the planner's observation (from topics) vs the env's own (sim/observation)."""
+    sim = launch(SIM, "ezm_sim", task=task, lockstep=True, publish_observation=True)
+    joints = probe.collect(JointState, topics.JOINT_STATES, qos.SENSOR)
+    odom = probe.collect(Odometry, topics.ODOM, qos.SENSOR)
+    task_state = probe.collect(TaskState, topics.TASK_STATE, qos.SENSOR)
+    observations = probe.collect(Float64MultiArray, "sim/observation", qos.SENSOR)
+    publisher = probe.node.create_publisher(JointCommand, topics.JOINT_COMMAND, qos.COMMAND)
+    assert probe.spin_until(lambda: joints and observations and publisher.get_subscription_count() > 0), sim.output()
+    rng = np.random.default_rng(0)
+    low, high = np.array(HOLD) - 0.3, np.array(HOLD) + 0.3
+    for _ in range(4):
+        stamp = _stamp_ns(joints[-1][1])
+        n_obs = len(observations)
+        publisher.publish(_command(position=rng.uniform(low, high).tolist(), stamp=joints[-1][1].header.stamp))
+
+        def step_arrived() -> bool:
+            return (len(observations) > n_obs and any(_stamp_ns(m) > stamp for _, m in joints[-3:])
+                    and any(_stamp_ns(m) > stamp for _, m in odom[-3:])
+                    and any(_stamp_ns(m) > stamp for _, m in task_state[-3:]))
+
+        assert probe.spin_until(step_arrived, 2.0), sim.output()
+        new = max(_stamp_ns(m) for _, m in joints[-3:])
+        pick = lambda received: next(m for _, m in reversed(received) if _stamp_ns(m) == new)  # noqa: E731
+        robot = conversions.robot_coordinates(pick(joints), pick(odom), constants.JOINTS)
+        rebuilt = build_observation(robot, pick(task_state))
+        simulator = np.array(observations[-1][1].data)
+        np.testing.assert_allclose(rebuilt, simulator, rtol=0, atol=1e-12)
+    sim.stop()
