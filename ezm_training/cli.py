@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def train_main(argv: list[str] | None = None) -> int:
     from ezm_training.trainer import Trainer
 
     trainer = Trainer(cfg, run_dir, resume=resume, num_workers=args.workers, progress=not args.no_progress)
+    # Ctrl-C and a scheduler's SIGTERM finish the update in flight and checkpoint before exiting.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, trainer.request_stop)
     trainer.run()
     return 0
 

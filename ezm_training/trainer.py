@@ -164,8 +164,25 @@ class Trainer:
         return min(cfg.transitions_per_task, cfg.start_transitions_per_task + math.ceil(step * cfg.transitions_per_step))
 
     # --- the loop ---
+    def request_stop(self, signum: int | None = None, frame=None) -> None:
+        """Ask the loop to stop after the current update, with a checkpoint (SIGINT/SIGTERM handler).
+
+        A second request while the first is pending stops at once, without the checkpoint.
+        """
+        if getattr(self, "_stop_requested", False):
+            raise KeyboardInterrupt
+        self._stop_requested = True
+
     def run(self) -> None:
+        """Train until `total_steps`, or until `request_stop()`; either way the last step is checkpointed.
+
+        A stop request (Ctrl-C, SIGTERM from a scheduler or a spot-instance reclaim) finishes the update in
+        flight and saves, so nothing is lost; `ezm-train --resume` continues from there. SIGKILL loses at
+        most one checkpoint interval (checkpoints are written to a temp dir, then renamed).
+        """
         from tqdm import tqdm
+
+        self._stop_requested = False
 
         cfg = self.cfg
         bar = tqdm(total=self.total_steps, initial=self.learner.step, desc="ezm-train", dynamic_ncols=True,
@@ -191,6 +208,12 @@ class Trainer:
                     self.evaluate_and_plot()
                 if step % cfg.checkpoint_interval == 0 or step == self.total_steps:
                     self.save()
+                elif self._stop_requested:
+                    self.save()
+                if self._stop_requested:
+                    print(f"ezm-train: stopped on request at update {step}; resume with "
+                          f"`ezm-train --resume {self.run_dir}`", file=sys.stderr, flush=True)
+                    break
         finally:
             bar.close()
             self.collector.venv.close()

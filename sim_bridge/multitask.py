@@ -30,6 +30,7 @@ import functools
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -129,6 +130,9 @@ def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence
     """Serve ("reset", seeds), ("step", actions), ("reset_some", [(index, seed)]) and ("close", None) for one
     `_EnvGroup`."""
     _die_with_parent()
+    # Ctrl-C reaches the whole process group; the parent decides when its workers stop (it closes them),
+    # so a trainer can finish its update and checkpoint first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     group = None
     try:
         group = _EnvGroup(env_ids, size, collision)
