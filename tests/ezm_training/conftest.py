@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from ezm_training.config import EZMConfig
 from ezm_training.replay import MultiTaskReplay, Segment
 
 OBS_DIM, ACTION_DIM = 51, 19  # h1 stand/walk/run
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread per test: the tests' tensors are tiny, and the 2-core CI machine also runs env workers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

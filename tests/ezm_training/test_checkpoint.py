@@ -19,8 +19,6 @@ from ezm_training.learner import Learner
 from ezm_training.reanalyze import Reanalyzer
 from ezm_training.trainer import train_step
 
-torch.set_num_threads(1)
-
 
 def _cfg() -> EZMConfig:
     return EZMConfig.from_preset("smoke", tasks="h1-stand-v0,h1-walk-v0", batch_size=8, block_steps=10,

@@ -27,13 +27,6 @@ GOLDEN = Path(__file__).resolve().parent.parent / "data" / "humanoidbench_parity
 SEED = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def trained_looking_model(tasks: str = TASKS, seed: int = 0) -> tuple[WorldModel, EZMConfig]:
     """A tiny model with every parameter perturbed (the zero-initialised heads too) and a normaliser that

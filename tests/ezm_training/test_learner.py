@@ -11,8 +11,6 @@ from ezm_training.learner import Learner, ema_update, learning_rate
 from ezm_training.reanalyze import Reanalyzer, batch_to_tensors
 from ezm_training.replay import MultiTaskReplay
 
-torch.set_num_threads(1)
-
 _WEIGHTS = ("value_weight", "policy_weight", "entropy_weight", "reward_weight", "consistency_weight",
             "path_consistency_weight")
 _TERM_OF = {"value_weight": "loss/value", "policy_weight": "loss/policy", "entropy_weight": "loss/entropy",

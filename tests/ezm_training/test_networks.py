@@ -18,13 +18,6 @@ ACTION_DIM = 19  # every H1 task
 TASKS = "h1-stand-v0,h1-walk-v0,h1-run-v0"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make_model(seed: int = 0, size: str = "tiny") -> WorldModel:
     torch.manual_seed(seed)

@@ -11,8 +11,6 @@ from ezm_training.config import EZMConfig
 from ezm_training.learner import Learner
 from ezm_training.reanalyze import Reanalyzer, batch_to_tensors
 
-torch.set_num_threads(1)
-
 G = 0.5  # discount
 N = 2  # td steps
 U = 3  # unroll steps
