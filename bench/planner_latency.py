@@ -1,6 +1,7 @@
 """Control-step latency of the anytime planner (ezm_ros.planner) on onnxruntime, and its search overhead.
 
-For each bundle, simulation budget and onnxruntime thread count: `--steps` control steps (default 2,000)
+For each bundle, precision (float32 graphs, and the int8 graphs of `ezm-export --int8`), simulation
+budget and onnxruntime thread count: `--steps` control steps (default 2,000)
 on observations from the bundle's parity.npz (recorded from each task's environment, and random), cycling
 over its tasks, with the planner's default 12 ms deadline. Reported per configuration: step latency
 p50/p99/max, simulations done (mean, min), how often the deadline cut the search, fallbacks, deadline
@@ -13,6 +14,7 @@ latent 512, 3 blocks) and `wide256` (the same at width 256), over the 9 h1-mediu
 
     .venv/bin/python bench/planner_latency.py                       # about 10 minutes on 2 cores
     .venv/bin/python bench/planner_latency.py --steps 300 --sims 32 --threads 1 --sizes wide256
+    .venv/bin/python bench/planner_latency.py --precisions int8 --deadline-ms 1e9   # the whole int8 search
 
 Prints a markdown table (paste it into BENCHMARKS.md) with the machine load beside the figures.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import os
 import platform
 import time
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ezm_ros.bundle import RuntimeSettings, load_bundle
+from ezm_ros.bundle import RuntimeSettings, load_bundle, read_manifest
 from ezm_ros.manifest import MANIFEST_FILE, PARITY_FILE
 from ezm_ros.planner import DEFAULT_DEADLINE_MS, Planner, PlannerSettings
 
@@ -41,9 +44,9 @@ SYNTHETIC_TASKS = "h1-medium"
 
 
 def synthetic_bundle(name: str, work: Path) -> Path:
-    """Export (once; reused from `work`) a WorldModel of size `name` with random weights."""
+    """Export (once; reused from `work`) a WorldModel of size `name` with random weights, int8 graphs too."""
     out = work / f"synthetic-{name}"
-    if (out / MANIFEST_FILE).is_file():
+    if (out / MANIFEST_FILE).is_file() and read_manifest(out).int8:
         return out
     import torch
 
@@ -60,7 +63,7 @@ def synthetic_bundle(name: str, work: Path) -> Path:
     recurrent = counts["dynamics"] + counts["reward"] + counts["value_policy"] + counts["task_embedding"]
     print(f"# exporting synthetic {name}: {counts['total'] / 1e6:.1f}M parameters, {recurrent / 1e6:.1f}M on the "
           "recurrent path", flush=True)
-    export_bundle(model, cfg, out, checkpoint=f"synthetic {name} (random weights)", overwrite=True)
+    export_bundle(model, cfg, out, checkpoint=f"synthetic {name} (random weights)", int8=True, overwrite=True)
     return out
 
 
@@ -76,13 +79,13 @@ def learner_bundle(args, work: Path) -> tuple[Path | None, str]:
     from ezm_training.export_onnx import main as export_main
 
     out = work / "learner"
-    if export_main([str(checkpoint), str(out), "--force"]) != 0:
+    if export_main([str(checkpoint), str(out), "--int8", "--force"]) != 0:
         return None, f"learner: export of {checkpoint} failed: row skipped"
     return out, f"learner ({checkpoint})"
 
 
-def measure(path: Path, sims: int, threads: int, steps: int, deadline_ms: float) -> dict:
-    bundle = load_bundle(path, RuntimeSettings(intra_op_threads=threads))
+def measure(path: Path, precision: str, sims: int, threads: int, steps: int, deadline_ms: float) -> dict:
+    bundle = load_bundle(path, RuntimeSettings(intra_op_threads=threads, precision=precision))
     planner = Planner(bundle, PlannerSettings(num_simulations=sims, deadline_ms=deadline_ms))
     with np.load(path / PARITY_FILE) as data:
         observations, tasks = data["initial.obs"], data["initial.task"].tolist()
@@ -111,6 +114,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="learner run/checkpoint to export and time")
     parser.add_argument("--bundle", type=Path, default=None, help="an exported bundle to time as the learner's")
     parser.add_argument("--sizes", nargs="+", default=list(SYNTHETIC), choices=list(SYNTHETIC))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
     parser.add_argument("--sims", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=2000)
@@ -132,23 +136,22 @@ def main() -> None:
     lines = [f"{args.steps} control steps per row, deadline {args.deadline_ms:g} ms; latency in ms; overhead = "
              "step time / time inside the ONNX calls, over the steps that searched; load = 1-min load average "
              "during the row.", "",
-             "| bundle | sims | threads | p50 | p99 | max | sims done (mean / min) | cut | fallbacks | misses "
-             "| ONNX ms | overhead × | load |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| bundle | precision | sims | threads | p50 | p99 | max | sims done (mean / min) | cut | fallbacks "
+             "| misses | ONNX ms | overhead × | load |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, path in bundles:
         if path is None:
-            lines.append(f"| {label} | | | | | | | | | | | | |")
+            lines.append(f"| {label} | | | | | | | | | | | | | |")
             print(f"# {label}", flush=True)
             continue
-        for threads in args.threads:
-            for sims in args.sims:
-                start = time.perf_counter()
-                r = measure(path, sims, threads, args.steps, args.deadline_ms)
-                line = (f"| {label} | {sims} | {threads} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | "
-                        f"{r['sims_mean']:.1f} / {r['sims_min']} | {100 * r['cut']:.0f}% | {r['fallbacks']} | "
-                        f"{r['misses']} | {r['model_ms']:.2f} | {r['overhead']:.2f} | {r['load']:.2f} |")
-                lines.append(line)
-                print(line, f"({time.perf_counter() - start:.0f} s)", flush=True)
+        for precision, threads, sims in itertools.product(args.precisions, args.threads, args.sims):
+            start = time.perf_counter()
+            r = measure(path, precision, sims, threads, args.steps, args.deadline_ms)
+            line = (f"| {label} | {precision} | {sims} | {threads} | {r['p50']:.2f} | {r['p99']:.2f} | "
+                    f"{r['max']:.2f} | {r['sims_mean']:.1f} / {r['sims_min']} | {100 * r['cut']:.0f}% | "
+                    f"{r['fallbacks']} | {r['misses']} | {r['model_ms']:.2f} | {r['overhead']:.2f} | {r['load']:.2f} |")
+            lines.append(line)
+            print(line, f"({time.perf_counter() - start:.0f} s)", flush=True)
     print(f"\n# load at the end {os.getloadavg()}\n")
     print("\n".join(lines))
 

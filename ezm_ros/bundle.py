@@ -9,6 +9,13 @@ valid; its format version is not this planner's; a listed file is missing, trunc
 then sha256); a graph is not loadable ONNX; a graph's inputs or outputs disagree with the manifest (names,
 dtypes, widths); or the graphs do not reproduce the exporter's torch outputs stored in parity.npz.
 
+Precision. `RuntimeSettings(precision="int8")` runs the bundle's int8 graphs (`ezm-export --int8`): weights
+in int8, activations quantized per call, on onnxruntime's integer kernels, several times faster on a CPU
+with VNNI (BENCHMARKS.md, planner latency). They are an approximation of the float32 model: the manifest
+records their error against torch and how often the search picks the same action, and the load-time
+self-test allows them INT8_SELF_TEST_FACTOR times the error the exporter measured, so a CPU whose integer
+kernels round differently enough to matter refuses the int8 graphs instead of running them.
+
 Hot path: `recurrent_fn(task)` returns the model as a search `RecurrentFn` with the task bound. It runs
 through onnxruntime I/O bindings whose outputs are preallocated per batch size, so a control step
 allocates no output arrays; those outputs are overwritten by the next call of the same size (the search
@@ -28,13 +35,10 @@ import onnxruntime as ort
 
 from ezm_ros.manifest import (
     BATCH_AXIS,
-    GRAPH_FILES,
-    INITIAL_FILE,
     INITIAL_INPUTS,
     INITIAL_OUTPUTS,
     MANIFEST_FILE,
     PARITY_FILE,
-    RECURRENT_FILE,
     RECURRENT_INPUTS,
     RECURRENT_OUTPUTS,
     BundleError,
@@ -47,6 +51,10 @@ from ezm_training.search import RecurrentFn, RecurrentOutput, RootOutput
 PARITY_TOLERANCE = 1e-5
 # The CUDA provider may run matmuls in TF32 and fuse differently; parity there is a sanity check only.
 PARITY_TOLERANCE_CUDA = 1e-2
+# int8 graphs must reproduce the exporter's torch outputs within this many times the int8 error the
+# exporter measured on the same inputs (its machine's integer kernels), plus INT8_SELF_TEST_SLACK.
+INT8_SELF_TEST_FACTOR = 2.0
+INT8_SELF_TEST_SLACK = 1e-3
 _ONNX_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64}
 
 
@@ -56,6 +64,7 @@ class RuntimeSettings:
     and competes with the rest of the robot's processes (BENCHMARKS.md, planner latency)."""
 
     device: str = "cpu"  # "cpu" or "cuda" (needs the onnxruntime-gpu build: pip install .[robot-gpu])
+    precision: str = "fp32"  # "fp32", or "int8" where the bundle has int8 graphs (CPU only; module docstring)
     intra_op_threads: int = 1
     inter_op_threads: int = 1
     # onnxruntime's worker threads spin while waiting for work (its default): lower latency with more than
@@ -72,6 +81,11 @@ class RuntimeSettings:
                                   f".[robot]); this onnxruntime has {', '.join(available)}")
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         raise BundleError(f"unknown device {self.device!r}; use 'cpu' or 'cuda'")
+
+    def check(self) -> None:
+        if self.precision == "int8" and self.device != "cpu":
+            raise BundleError("precision 'int8' runs on the CPU only: onnxruntime's CUDA provider has no kernels "
+                              "for dynamically quantized matmuls; use precision 'fp32' on cuda")
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -126,6 +140,7 @@ class Bundle:
 
     def __init__(self, path: Path, manifest: Manifest, initial: _Graph, recurrent: _Graph, settings: RuntimeSettings):
         self.path, self.manifest, self.settings = path, manifest, settings
+        self.graph_files = manifest.graph_files(settings.precision)
         self._initial, self._recurrent = initial, recurrent
         self._task_rows = np.zeros(0, np.int64)
 
@@ -163,10 +178,12 @@ class Bundle:
         """Run both graphs on parity.npz's inputs and compare with the exporter's torch outputs.
 
         Returns the max abs error per output; BundleError when |got − expected| > tol · (1 + |expected|)
-        anywhere (tol: PARITY_TOLERANCE on CPU, the exporter's own check).
+        anywhere (tol: PARITY_TOLERANCE on CPU, the exporter's own check). int8 graphs instead get
+        INT8_SELF_TEST_FACTOR × the exporter's int8 error of that output + INT8_SELF_TEST_SLACK · (1 + |expected|).
         """
         if tolerance is None:
             tolerance = PARITY_TOLERANCE_CUDA if self.settings.device == "cuda" else PARITY_TOLERANCE
+        int8_errors = self.manifest.int8.get("parity_max_abs_error", {}) if self.settings.precision == "int8" else None
         with np.load(self.path / PARITY_FILE) as data:
             arrays = {key: data[key] for key in data.files}
         errors = {}
@@ -174,13 +191,20 @@ class Bundle:
                                                ("recurrent", self._recurrent, RECURRENT_INPUTS, RECURRENT_OUTPUTS)):
             got = graph.run_copy(*(arrays[f"{prefix}.{name}"] for name in inputs))
             for name, value in zip(outputs, got):
-                expected = arrays[f"{prefix}.out.{name}"]
+                key, expected = f"{prefix}.{name}", arrays[f"{prefix}.out.{name}"]
                 error = np.abs(value - expected)
-                errors[f"{prefix}.{name}"] = float(error.max()) if error.size else 0.0
-                if not np.all(error <= tolerance * (1.0 + np.abs(expected))):
-                    raise BundleError(f"parity self-test failed: {prefix} output {name} differs from the exporter's "
-                                      f"torch output by up to {error.max():.3g} (tolerance {tolerance:g}); "
-                                      f"device {self.settings.device}")
+                errors[key] = float(error.max()) if error.size else 0.0
+                if int8_errors is None:
+                    allowed, rule = tolerance * (1.0 + np.abs(expected)), f"tolerance {tolerance:g}"
+                else:
+                    recorded = float(int8_errors.get(key, 0.0))
+                    allowed = INT8_SELF_TEST_FACTOR * recorded + INT8_SELF_TEST_SLACK * (1.0 + np.abs(expected))
+                    rule = (f"int8: the exporter measured {recorded:.3g}; this CPU's integer kernels differ, "
+                            "use precision fp32 here")
+                if not np.all(error <= allowed):
+                    raise BundleError(f"parity self-test failed: {prefix} output {name} "
+                                      f"({self.graph_files[prefix == 'recurrent']}) differs from the exporter's "
+                                      f"torch output by up to {error.max():.3g} ({rule}); device {self.settings.device}")
         return errors
 
 
@@ -188,22 +212,24 @@ def load_bundle(path: str | Path, settings: RuntimeSettings = RuntimeSettings(),
     """Check the bundle at `path` against its manifest and open warm sessions; BundleError on any problem."""
     path = Path(path)
     manifest = read_manifest(path)
+    settings.check()
+    initial_file, recurrent_file = manifest.graph_files(settings.precision)
     check_files(path, manifest)
     providers = settings.providers()
     options = settings.session_options()
-    sessions = {name: _open_session(path / name, options, providers) for name in GRAPH_FILES}
+    sessions = {name: _open_session(path / name, options, providers) for name in (initial_file, recurrent_file)}
     dims = {"D": manifest.obs_dim, "L": manifest.latent_dim, "A": manifest.action_dim}
-    _check_io(INITIAL_FILE, sessions[INITIAL_FILE], dims,
+    _check_io(initial_file, sessions[initial_file], dims,
               inputs={"obs": ("tensor(float)", "D"), "task": ("tensor(int64)", None)},
               outputs={"latent": "L", "value": None, "policy_mean": "A", "policy_std": "A"},
               input_order=INITIAL_INPUTS, output_order=INITIAL_OUTPUTS)
-    _check_io(RECURRENT_FILE, sessions[RECURRENT_FILE], dims,
+    _check_io(recurrent_file, sessions[recurrent_file], dims,
               inputs={"latent": ("tensor(float)", "L"), "action": ("tensor(float)", "A"), "task": ("tensor(int64)", None)},
               outputs={"next_latent": "L", "reward": None, "value": None, "policy_mean": "A", "policy_std": "A"},
               input_order=RECURRENT_INPUTS, output_order=RECURRENT_OUTPUTS)
     widths = {None: (), "L": (manifest.latent_dim,), "A": (manifest.action_dim,)}
-    initial = _Graph(sessions[INITIAL_FILE], [widths[w] for w in ("L", None, "A", "A")])
-    recurrent = _Graph(sessions[RECURRENT_FILE], [widths[w] for w in ("L", None, None, "A", "A")])
+    initial = _Graph(sessions[initial_file], [widths[w] for w in ("L", None, "A", "A")])
+    recurrent = _Graph(sessions[recurrent_file], [widths[w] for w in ("L", None, None, "A", "A")])
     bundle = Bundle(path, manifest, initial, recurrent, settings)
     if self_test and PARITY_FILE in manifest.files:
         bundle.self_test()

@@ -11,6 +11,10 @@ A bundle is one directory:
                      policy_mean [B, A], policy_std [B, A]
     parity.npz       inputs and the exporter's torch outputs, so a robot without torch can check its
                      onnxruntime against them at load time
+    initial.int8.onnx, recurrent.int8.onnx
+                     optional (`ezm-export --int8`): the same graphs with int8 weights (dynamic
+                     quantization); the manifest's `int8` object says how they were made and how far they
+                     are from the float32 graphs
 
 The output names are the fields of `ezm_training.search.RootOutput` / `RecurrentOutput`, except that the
 recurrent graph's next latent is `next_latent` (ONNX names must be unique and `latent` is its input).
@@ -26,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 FORMAT_VERSION = 1  # bump on any change a planner of the previous version would misread
@@ -35,6 +39,8 @@ INITIAL_FILE = "initial.onnx"
 RECURRENT_FILE = "recurrent.onnx"
 PARITY_FILE = "parity.npz"
 GRAPH_FILES = (INITIAL_FILE, RECURRENT_FILE)
+INT8_GRAPH_FILES = ("initial.int8.onnx", "recurrent.int8.onnx")
+PRECISIONS = {"fp32": GRAPH_FILES, "int8": INT8_GRAPH_FILES}  # precision -> (initial, recurrent) files
 
 INITIAL_INPUTS = ("obs", "task")
 INITIAL_OUTPUTS = ("latent", "value", "policy_mean", "policy_std")
@@ -116,6 +122,21 @@ class Manifest:
     training: Mapping[str, Any]
     export: Mapping[str, Any]
     files: Mapping[str, FileEntry]
+    int8: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The precisions whose graphs this bundle holds: ("fp32",) or ("fp32", "int8")."""
+        return ("fp32", "int8") if self.int8 else ("fp32",)
+
+    def graph_files(self, precision: str) -> tuple[str, str]:
+        """(initial, recurrent) graph files of `precision`; BundleError if the bundle has none."""
+        if precision not in PRECISIONS:
+            raise BundleError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        if precision not in self.precisions:
+            raise BundleError(f"this bundle has no {precision} graphs (it has {', '.join(self.precisions)}); "
+                              f"export it again with `ezm-export --{precision}`")
+        return PRECISIONS[precision]
 
     def task(self, task: int | str) -> TaskSpec:
         """The task by index or env id; BundleError listing the known ones otherwise."""
@@ -160,6 +181,7 @@ class Manifest:
             training=fields.get("training", dict),
             export=fields.get("export", dict),
             files={name: _file(entry, f"files.{name}") for name, entry in fields.get("files", dict).items()},
+            int8=fields.get("int8", dict) if "int8" in data else {},
         )
         manifest.check()
         return manifest
@@ -188,7 +210,7 @@ class Manifest:
         missing = [key for key in SEARCH_KEYS + ("widen_at_eval",) if key not in self.search]
         if missing:
             problems.append(f"search lacks {', '.join(missing)}")
-        for name in GRAPH_FILES:
+        for name in GRAPH_FILES + (INT8_GRAPH_FILES if self.int8 else ()):
             if name not in self.files:
                 problems.append(f"files does not list {name}")
         if problems:

@@ -77,6 +77,7 @@ class PlannerParams:
     stale_state_s: float
     num_simulations: int
     device: str
+    precision: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +115,8 @@ class PlannerNode(Node):
                                     read_only=True),
             device=declare(self, "device", "cpu", "onnxruntime device: cpu or cuda (onnxruntime-gpu).",
                            read_only=True),
+            precision=declare(self, "precision", "fp32", "Graphs to run: fp32, or int8 where the bundle has them "
+                              "(ezm-export --int8; CPU only, several times faster, approximate).", read_only=True),
         )
         self._action_map = ActionMap.from_model(build_h1_model())  # the robot's own ctrl ranges
         try:
@@ -152,7 +155,7 @@ class PlannerNode(Node):
     def _load(self, path_param: str) -> _Model:
         """Load, check and warm up a bundle; BundleError or FileNotFoundError saying what is wrong."""
         path = model_path.resolve(path_param)
-        bundle = load_bundle(path, RuntimeSettings(device=self.p.device))
+        bundle = load_bundle(path, RuntimeSettings(device=self.p.device, precision=self.p.precision))
         manifest = bundle.manifest
         mismatch = robot_mismatches(manifest.robot, constants.ACTUATORS, self._action_map.low.tolist(),
                                     self._action_map.high.tolist())

@@ -22,11 +22,19 @@ recurrent graph, one thread: 0.27 vs 0.27 ms at batch 1, 1.10 vs 1.07 ms at batc
 many bundles; `--dynamo` selects the other.
 The observation normaliser is inside initial.onnx (one source of truth: the model's own buffers); the
 manifest documents it and copies its statistics for inspection.
+
+`--int8` adds int8 versions of both graphs (onnxruntime dynamic quantization: every MatMul/Gemm weight
+int8, symmetric, per output channel; activations quantized per call), for a full-size model on a CPU
+without the time for float32 (BENCHMARKS.md, planner latency). They approximate the float32 model, so the
+export measures that and writes it into the manifest's `int8` object: the max abs error of every output
+against torch on the parity inputs, and the search's agreement with the float32 graphs (same candidate
+chosen, action and root value differences) on the parity observations with the same search keys.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import os
@@ -44,6 +52,7 @@ from ezm_ros.manifest import (
     FORMAT_VERSION,
     GRAPH_FILES,
     INITIAL_FILE,
+    INT8_GRAPH_FILES,
     INITIAL_INPUTS,
     INITIAL_OUTPUTS,
     MANIFEST_FILE,
@@ -67,6 +76,8 @@ PARITY_TOLERANCE = 1e-5  # rtol and atol of the torch-vs-onnxruntime check (floa
 RANDOM_ROWS_PER_TASK = 4  # random observations per task in the parity check
 RECORDED_STEPS_PER_TASK = 4  # env steps recorded per task (reset, then random actions)
 _RECORD_SEED = 0
+_INT8_METHOD = ("onnxruntime.quantization.quantize_dynamic: MatMul/Gemm weights int8 (symmetric, per output "
+                "channel), activations uint8 quantized per call")
 
 
 class ExportError(RuntimeError):
@@ -260,6 +271,71 @@ def _check_parity(directory: Path, modules: dict[str, torch.nn.Module], arrays: 
     return errors
 
 
+def _quantize_int8(directory: Path, arrays: dict[str, np.ndarray]) -> dict:
+    """Write INT8_GRAPH_FILES next to the float32 graphs; return the manifest's `int8` object with their
+    max abs error against the torch outputs already in `arrays` (the loader's self-test allows a multiple)."""
+    import logging
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    errors = {}
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint meant for conv nets
+    try:
+        for prefix, source, target, input_names, output_names in (
+                ("initial", INITIAL_FILE, INT8_GRAPH_FILES[0], INITIAL_INPUTS, INITIAL_OUTPUTS),
+                ("recurrent", RECURRENT_FILE, INT8_GRAPH_FILES[1], RECURRENT_INPUTS, RECURRENT_OUTPUTS)):
+            quantize_dynamic(directory / source, directory / target, weight_type=QuantType.QInt8, per_channel=True)
+            session = ort.InferenceSession(str(directory / target), providers=["CPUExecutionProvider"])
+            got = session.run(list(output_names), {name: arrays[f"{prefix}.{name}"] for name in input_names})
+            for name, have in zip(output_names, got):
+                error = np.abs(have - arrays[f"{prefix}.out.{name}"])
+                if not np.isfinite(error).all():
+                    raise ExportError(f"the int8 {prefix} graph gives non-finite {name}: export without --int8")
+                errors[f"{prefix}.{name}"] = float(error.max())
+    finally:
+        root_logger.setLevel(level)
+    return {"method": _INT8_METHOD, "onnxruntime": ort.__version__, "parity_max_abs_error": errors}
+
+
+def int8_search_agreement(directory: Path, seed: int = 0) -> dict:
+    """How the search with a bundle's int8 graphs compares with its float32 graphs, on the observations of
+    parity.npz (random and recorded, every task), one root per search as the planner runs it, with the
+    same search keys: the fraction of roots where both choose the same candidate, and the mean/max abs
+    difference of the actions and root values.
+
+    One root at a time matters for int8: dynamic quantization scales a call's activations by their range
+    over the whole call, so a row's rounding depends on the other rows of the call (float32 rows do not).
+    """
+    from ezm_ros.bundle import RuntimeSettings, load_bundle
+    from ezm_training.search import fold_in, gumbel_search, root_keys
+
+    bundles = {precision: load_bundle(directory, RuntimeSettings(precision=precision), self_test=False)
+               for precision in ("fp32", "int8")}
+    manifest = bundles["fp32"].manifest
+    widen = bool(manifest.search["widen_at_eval"])
+    with np.load(directory / PARITY_FILE) as data:
+        obs, task = data["initial.obs"], data["initial.task"]
+    base_keys = root_keys(seed, 1, like=obs)
+    chosen = {precision: ([], [], []) for precision in bundles}
+    for row in range(len(obs)):
+        keys = fold_in(base_keys, row)
+        for precision, bundle in bundles.items():
+            root = bundle.initial(obs[row: row + 1], task[row: row + 1])
+            out = gumbel_search(root, bundle.recurrent_fn(int(task[row])), keys, widen=widen,
+                                **manifest.search_kwargs())
+            for part, value in zip(chosen[precision], (out.action_index, out.action, out.root_value)):
+                part.append(np.asarray(value)[0])
+    (fp32_index, fp32_action, fp32_value), (int8_index, int8_action, int8_value) = (
+        [np.asarray(part) for part in chosen[precision]] for precision in ("fp32", "int8"))
+    action_diff, value_diff = np.abs(fp32_action - int8_action), np.abs(fp32_value - int8_value)
+    return {"roots": len(obs), "same_candidate": float(np.mean(fp32_index == int8_index)),
+            "action_abs_diff_mean": float(action_diff.mean()), "action_abs_diff_max": float(action_diff.max()),
+            "root_value_abs_diff_mean": float(value_diff.mean()), "root_value_abs_diff_max": float(value_diff.max())}
+
+
 # ---------------------------------------------------------------------------------------------- bundle
 
 
@@ -272,11 +348,13 @@ def search_settings(cfg: EZMConfig) -> dict:
 
 def export_bundle(model: WorldModel, cfg: EZMConfig, out_dir: str | Path, *, tasks: Sequence[str] | None = None,
                   env_steps: int = 0, training_steps: int = 0, checkpoint: str = "", weights: str = "",
-                  opset: int = DEFAULT_OPSET, dynamo: bool = False, overwrite: bool = False) -> Manifest:
+                  opset: int = DEFAULT_OPSET, dynamo: bool = False, int8: bool = False,
+                  overwrite: bool = False) -> Manifest:
     """Write the bundle of `model` to `out_dir` and return its manifest.
 
     tasks: env ids to include (default: all of cfg.task_ids); each keeps its cfg index as its task input.
     env_steps, training_steps, checkpoint, weights: the training run, recorded in the manifest.
+    int8: also write int8 graphs, with their error and search agreement in the manifest (module docstring).
     overwrite: replace an existing out_dir (otherwise ExportError).
     """
     out_dir = Path(out_dir)
@@ -308,11 +386,15 @@ def export_bundle(model: WorldModel, cfg: EZMConfig, out_dir: str | Path, *, tas
             example = {name: torch.from_numpy(arrays[f"{prefix}.{name}"][:2]) for name in names}
             _export_graph(modules[prefix], example, output_names, tmp / file, opset=opset, dynamo=dynamo)
         errors = _check_parity(tmp, modules, arrays)
+        int8_info = _quantize_int8(tmp, arrays) if int8 else {}
         np.savez(tmp / PARITY_FILE, **arrays)
-        manifest = _manifest(model, cfg, tmp, robot, task_specs, errors, env_steps=env_steps,
+        manifest = _manifest(model, cfg, tmp, robot, task_specs, errors, int8_info, env_steps=env_steps,
                              training_steps=training_steps, checkpoint=checkpoint, weights=weights, opset=opset,
                              dynamo=dynamo)
         (tmp / MANIFEST_FILE).write_text(manifest.to_json())
+        if int8:  # needs the finished bundle: it runs the search on both precisions through the loader
+            manifest = dataclasses.replace(manifest, int8={**int8_info, "search_agreement": int8_search_agreement(tmp)})
+            (tmp / MANIFEST_FILE).write_text(manifest.to_json())
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -321,10 +403,11 @@ def export_bundle(model: WorldModel, cfg: EZMConfig, out_dir: str | Path, *, tas
     return manifest
 
 
-def _manifest(model: WorldModel, cfg: EZMConfig, directory: Path, robot: RobotSpec, tasks, errors, *, env_steps,
-              training_steps, checkpoint, weights, opset, dynamo) -> Manifest:
+def _manifest(model: WorldModel, cfg: EZMConfig, directory: Path, robot: RobotSpec, tasks, errors, int8_info, *,
+              env_steps, training_steps, checkpoint, weights, opset, dynamo) -> Manifest:
+    names = (*GRAPH_FILES, *(INT8_GRAPH_FILES if int8_info else ()), PARITY_FILE)
     files = {name: FileEntry(size=(directory / name).stat().st_size, sha256=file_sha256(directory / name))
-             for name in (*GRAPH_FILES, PARITY_FILE)}
+             for name in names}
     graphs_digest = hashlib.sha256("".join(files[name].sha256 for name in GRAPH_FILES).encode()).hexdigest()
     normalizer = model._representation.normalizer
     support = lambda spec: {"min": spec.min, "max": spec.max, "bins": spec.bins,  # noqa: E731
@@ -351,6 +434,7 @@ def _manifest(model: WorldModel, cfg: EZMConfig, directory: Path, robot: RobotSp
         export={"exporter": "torch.onnx dynamo" if dynamo else "torch.onnx torchscript", "opset": opset,
                 "torch": torch.__version__, "parity_tolerance": PARITY_TOLERANCE, "parity_max_abs_error": errors},
         files=files,
+        int8=int8_info,
     )
 
 
@@ -390,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default=None, help="comma-separated env ids to include (default: all)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     parser.add_argument("--dynamo", action="store_true", help="use torch's dynamo exporter (slower to export)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write int8 graphs (dynamic quantization) for CPUs short of time at float32")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the graphs are traced, not trained; keep the machine's other jobs running
@@ -398,13 +484,18 @@ def main(argv: list[str] | None = None) -> int:
         tasks = args.tasks.split(",") if args.tasks else None
         manifest = export_bundle(model, cfg, args.out, tasks=tasks, env_steps=env_steps, training_steps=step,
                                  checkpoint=str(found), weights=args.weights, opset=args.opset, dynamo=args.dynamo,
-                                 overwrite=args.force)
+                                 int8=args.int8, overwrite=args.force)
     except ExportError as error:
         print(f"ezm-export: {error}", file=sys.stderr)
         return 1
     worst = max(manifest.export["parity_max_abs_error"].values())
     print(f"{args.out}: {manifest.model_id}, {len(manifest.tasks)} tasks, step {step}, {env_steps} env steps; "
           f"onnxruntime vs torch max abs error {worst:.2g}")
+    if manifest.int8:
+        agreement = manifest.int8["search_agreement"]
+        print(f"int8 graphs: max abs error {max(manifest.int8['parity_max_abs_error'].values()):.2g}; the search "
+              f"picks the float32 graphs' candidate at {100 * agreement['same_candidate']:.0f}% of "
+              f"{agreement['roots']} roots, actions differ by {agreement['action_abs_diff_mean']:.3g} on average")
     return 0
 
 

@@ -118,3 +118,58 @@ def test_robot_contract_diff_names_every_difference(tiny_bundle):
     high[3] += 0.1
     (line,) = robot_mismatches(robot, robot.joint_names, robot.ctrl_low, high)
     assert f"ctrl high of {robot.joint_names[3]}" in line
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tmp_path_factory):
+    """The tiny untrained model exported with int8 graphs too."""
+    torch = pytest.importorskip("torch", reason="exporting a test bundle needs the train extra (torch)")
+    from ezm_training.config import EZMConfig
+    from ezm_training.export_onnx import export_bundle
+    from ezm_training.networks import WorldModel
+    from ezm_training.trainer import ACTION_DIM, obs_dims
+
+    torch.manual_seed(0)
+    cfg = EZMConfig.from_preset("smoke", size="tiny", tasks="h1-stand-v0,h1-walk-v0")
+    out = tmp_path_factory.mktemp("int8") / "bundle"
+    export_bundle(WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM), cfg, out, int8=True)
+    return out
+
+
+def test_precision_is_checked_before_anything_runs(tiny_bundle, int8_bundle):
+    with pytest.raises(BundleError, match="this bundle has no int8 graphs.*ezm-export --int8"):
+        load_bundle(tiny_bundle, RuntimeSettings(precision="int8"))
+    with pytest.raises(BundleError, match="unknown precision 'fp16'"):
+        load_bundle(int8_bundle, RuntimeSettings(precision="fp16"))
+    with pytest.raises(BundleError, match="'int8' runs on the CPU only"):
+        load_bundle(int8_bundle, RuntimeSettings(device="cuda", precision="int8"))
+    assert load_bundle(int8_bundle, RuntimeSettings(precision="int8")).graph_files == (
+        "initial.int8.onnx", "recurrent.int8.onnx")
+
+
+def test_broken_int8_bundle_is_refused_with_its_message(int8_bundle, tmp_path):
+    copy = shutil.copytree(int8_bundle, tmp_path / "bundle")
+    graph = copy / "recurrent.int8.onnx"
+    graph.write_bytes(graph.read_bytes()[:-10])
+    for precision in ("fp32", "int8"):  # every listed file is checked, whichever graphs are asked for
+        with pytest.raises(BundleError, match="recurrent.int8.onnx is truncated"):
+            load_bundle(copy, RuntimeSettings(precision=precision))
+    shutil.copy(int8_bundle / "recurrent.int8.onnx", graph)
+    edit_manifest(copy, lambda d: d.pop("int8"))  # a manifest that lists int8 files without describing them
+    with pytest.raises(BundleError, match="this bundle has no int8 graphs"):
+        load_bundle(copy, RuntimeSettings(precision="int8"))
+
+
+def test_int8_self_test_refuses_kernels_that_round_differently(int8_bundle, tmp_path, monkeypatch):
+    import ezm_ros.bundle as bundle_module
+
+    copy = shutil.copytree(int8_bundle, tmp_path / "bundle")
+    load_bundle(copy, RuntimeSettings(precision="int8"))
+
+    def exact_exporter(data):  # as if the exporter's integer kernels had reproduced torch exactly
+        data["int8"]["parity_max_abs_error"] = {key: 0.0 for key in data["int8"]["parity_max_abs_error"]}
+    edit_manifest(copy, exact_exporter)
+    monkeypatch.setattr(bundle_module, "INT8_SELF_TEST_SLACK", 0.0)
+    with pytest.raises(BundleError, match=r"parity self-test failed: .*int8.onnx.*integer kernels differ"):
+        load_bundle(copy, RuntimeSettings(precision="int8"))
+    load_bundle(copy)  # the float32 graphs are unaffected

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ezm_ros.bundle import load_bundle
+from ezm_ros.bundle import RuntimeSettings, load_bundle
 from ezm_ros.manifest import MANIFEST_FILE, Manifest
 from ezm_ros.planner import Planner, PlannerSettings
 from ezm_training.config import EZMConfig
@@ -172,3 +172,63 @@ def test_ezm_export_reads_a_training_checkpoint(tmp_path, capsys):
     assert main([str(tmp_path / "run"), str(tmp_path / "bundle")]) == 1  # exists: needs --force
     assert main([str(tmp_path / "run"), str(tmp_path / "bundle"), "--force", "--weights", "online"]) == 0
     assert json.loads((tmp_path / "bundle" / MANIFEST_FILE).read_text())["training"]["weights"] == "online"
+
+
+@pytest.fixture(scope="module")
+def exported_int8(tmp_path_factory):
+    model, cfg = trained_looking_model()
+    out = tmp_path_factory.mktemp("export-int8") / "bundle"
+    return model, cfg, out, export_bundle(model, cfg, out, int8=True)
+
+
+def test_int8_graphs_are_quantized_and_their_error_is_recorded(exported_int8):
+    import onnx
+
+    from ezm_ros.manifest import INT8_GRAPH_FILES
+
+    model, cfg, out, manifest = exported_int8
+    assert set(manifest.files) == {"initial.onnx", "recurrent.onnx", *INT8_GRAPH_FILES, "parity.npz"}
+    assert manifest.precisions == ("fp32", "int8")
+    for float_file, int8_file in zip(("initial.onnx", "recurrent.onnx"), INT8_GRAPH_FILES):
+        ops = {node.op_type for node in onnx.load(str(out / int8_file)).graph.node}
+        assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops or "DynamicQuantizeMatMul" in ops, ops
+        assert "Gemm" not in ops and "MatMul" not in ops  # every matmul runs on int8 weights
+        assert (out / int8_file).stat().st_size < 0.6 * (out / float_file).stat().st_size
+    # The recorded error is the int8 graphs' distance from torch on parity.npz's inputs, measured again here.
+    bundle = load_bundle(out, RuntimeSettings(precision="int8"))
+    errors = bundle.self_test()
+    for key, recorded_error in manifest.int8["parity_max_abs_error"].items():
+        assert errors[key] == pytest.approx(recorded_error, rel=1e-6, abs=1e-7), key
+    assert 0.0 < max(errors.values())  # a different graph from the float32 one ...
+    with np.load(out / "parity.npz") as data:  # ... that stays close to the model on real observations
+        recorded_rows = data["initial.obs"][4:8], data["initial.task"][4:8]
+        want = data["initial.out.value"][4:8]
+    for row in range(4):
+        got = bundle.initial(recorded_rows[0][row: row + 1], recorded_rows[1][row: row + 1]).value
+        assert abs(float(got[0]) - float(want[row])) < 0.05 * (1.0 + abs(float(want[row])))
+
+
+def test_int8_search_agreement_is_what_the_manifest_says(exported_int8):
+    from ezm_training.export_onnx import int8_search_agreement
+
+    _, _, out, manifest = exported_int8
+    agreement = manifest.int8["search_agreement"]
+    assert int8_search_agreement(out) == agreement  # deterministic: same keys, same graphs
+    assert agreement["roots"] == len(manifest.tasks) * 8
+    assert 0.5 <= agreement["same_candidate"] <= 1.0
+    assert agreement["action_abs_diff_max"] <= 2.0 and agreement["root_value_abs_diff_mean"] < 0.5
+
+
+def test_planner_runs_on_int8_graphs(exported_int8):
+    model, cfg, out, _ = exported_int8
+    planners = {precision: Planner(load_bundle(out, RuntimeSettings(precision=precision)),
+                                   PlannerSettings(seed=SEED, deadline_ms=1e6, warmup_searches=1))
+                for precision in ("fp32", "int8")}
+    for index, env_id in enumerate(cfg.task_ids):
+        obs = recorded(env_id)[0][5]
+        results = {precision: planner.plan(obs, index) for precision, planner in planners.items()}
+        for result in results.values():
+            assert result.fallback == "" and result.simulations == cfg.num_simulations
+            assert np.all(np.abs(result.action) <= 1.0)
+        assert results["int8"].root_value == pytest.approx(results["fp32"].root_value, abs=0.1 + 0.05 * abs(
+            results["fp32"].root_value))
