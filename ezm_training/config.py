@@ -207,7 +207,7 @@ class EZMConfig:
     # --- device and precision ---
     device: str = "cuda"  # torch device of the learner; [EZM] CUDA
     precision: str = "bf16"  # autocast dtype "fp32" | "bf16" | "fp16"; choice: [EZ2] fp16 + GradScaler
-    compile: bool = False  # torch.compile the model; choice: [EZ2] compiles under torch 2.x
+    compile: bool = False  # torch.compile the learner's loss (learner.py); choice: off until measured to help
     num_threads: int = 0  # torch CPU threads, 0 = torch's default; choice
 
     def __post_init__(self):

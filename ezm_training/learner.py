@@ -12,6 +12,11 @@ lr_warmup_fraction of training_steps, ×lr_decay_factor from lr_decay_at ([EZM] 
 grad-norm clip. bf16 autocast on CUDA only (CPU runs fp32). A non-finite loss or gradient skips the step:
 it is logged and counted, never a debugger prompt ([EZ2] drops into ipdb, which hangs headless runs).
 
+`compile=True` runs the loss (forward of every unroll step and the loss terms; its backward through
+AOTAutograd) as one torch.compile'd function: a pure function of the batch, the targets and the entropy
+noise, which is drawn before it from the learner's seeded generator (compile cannot trace a generator).
+The first update compiles (tens of seconds); later ones reuse the code while shapes stay the same.
+
 Target and actor models ([EZM] ez/worker/base.py `set_weights(hard=False)`): EMA of the learner's
 parameters with τ = 0.01 every 5 steps; buffers (the obs normaliser's mean/var/count, the obs mask) are
 copied, not blended: a blended integer count is meaningless.
@@ -75,6 +80,10 @@ class Learner:
         self.step = 0  # updates attempted (applied + skipped)
         self.skipped_steps = 0
         self.autocast_dtype = torch.bfloat16 if (self.device.type == "cuda" and cfg.precision == "bf16") else None
+        # dynamic=False: batch and unroll shapes are fixed for a run, so one specialised graph serves it.
+        self._loss_fn = torch.compile(self._loss, dynamic=False) if cfg.compile else self._loss
+        if cfg.compile:
+            log.info("compile: the first update compiles the loss (1-3 minutes on a CPU); later ones reuse it")
 
     # --- the step ---
     def update(self, data: dict[str, torch.Tensor], targets: Targets) -> dict[str, float | np.ndarray]:
@@ -85,9 +94,12 @@ class Learner:
         lr = learning_rate(cfg, self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        obs = data["obs"]
+        entropy_noise = torch.randn((cfg.unroll_steps + 1, cfg.entropy_samples, obs.shape[0], self.model.action_dim),
+                                    generator=self.entropy_generator, device=obs.device, dtype=torch.float32)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            total, terms, priorities = self._loss(data, targets)
+            total, terms, priorities = self._loss_fn(data, targets, entropy_noise)
         loss = (total * data["weights"]).mean() / cfg.unroll_steps
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -119,8 +131,9 @@ class Learner:
         stats["priorities"] = None if skipped else priorities.detach().float().cpu().numpy()
         return stats
 
-    def _loss(self, data, targets: Targets):
-        """Per-sample weighted loss [B], masked means of each term, and new priorities [B]."""
+    def _loss(self, data, targets: Targets, entropy_noise: torch.Tensor):
+        """Per-sample weighted loss [B], masked means of each term, and new priorities [B].
+        entropy_noise: [U + 1, S, B, A] standard normals for the entropy estimate of each unroll step."""
         cfg, model = self.cfg, self.model
         obs, actions, task = data["obs"], data["actions"], data["task"]
         unroll = cfg.unroll_steps
@@ -152,7 +165,7 @@ class Learner:
                 term, name = losses.policy_loss(mean.float(), std.float(), targets.candidate_actions[:, k],
                                                 targets.improved_policy[:, k])
             total = total + add(term, name, cfg.policy_weight, targets.policy_mask[:, k])
-            term, name = losses.entropy_loss(mean.float(), std.float(), cfg.entropy_samples, self.entropy_generator)
+            term, name = losses.entropy_loss_from_noise(mean.float(), std.float(), entropy_noise[k])
             total = total + add(term, name, cfg.entropy_weight, targets.policy_mask[:, k])
             if k == 0:
                 with torch.no_grad():

@@ -6,7 +6,7 @@ averages. There are no hidden factors (EZ's value CE carries a fixed 0.5 from it
 EZMConfig.value_weight holds it instead).
 
 Per sample and unroll step k = 0..K ([EZ2] ez/agents/base.py update_weights; [EZM] the same file):
-  value_loss, policy_loss, entropy_loss            for every k
+  value_loss, policy_loss, entropy_loss            for every k (entropy_loss_from_noise: draws given)
   reward_loss, consistency_loss                    for k >= 1 (the transition into step k)
   path_consistency_loss                            for k < K ([EZM] path_consistency)
 
@@ -86,6 +86,12 @@ def entropy_loss(mean: torch.Tensor, std: torch.Tensor, num_samples: int, genera
     reproducible estimates.
     """
     noise = torch.randn((num_samples, *mean.shape), generator=generator, device=mean.device, dtype=mean.dtype)
+    return entropy_loss_from_noise(mean, std, noise)
+
+
+def entropy_loss_from_noise(mean: torch.Tensor, std: torch.Tensor, noise: torch.Tensor):
+    """`entropy_loss` with its standard-normal draws given, noise [S, B, A]: the learner draws them before
+    its (optionally compiled) loss, since torch.compile cannot trace a torch.Generator."""
     return _log_prob_pre_tanh(mean, std, mean + std * noise).mean(0), "loss/entropy"
 
 

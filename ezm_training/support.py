@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from array_api_compat import array_namespace, device
+from ezm_training.search._arrays import namespace
 
 from ezm_training.value_transform import h, h_inv
 
@@ -47,14 +47,17 @@ class SupportSpec:
             raise ValueError(f"support needs min < max, got [{self.min}, {self.max}]")
         if self.bins < 2:
             raise ValueError(f"support needs at least 2 bins, got {self.bins}")
+        # Plain floats computed once: the learner's compiled loss reads them, and tracing numpy there would
+        # break its graph (learner.py, `compile`).
+        object.__setattr__(self, "_h_bounds", (float(h(np.float64(self.min))), float(h(np.float64(self.max)))))
 
     @property
     def h_min(self) -> float:
-        return float(h(np.float64(self.min)))
+        return self._h_bounds[0]
 
     @property
     def h_max(self) -> float:
-        return float(h(np.float64(self.max)))
+        return self._h_bounds[1]
 
     @property
     def step(self) -> float:
@@ -63,23 +66,23 @@ class SupportSpec:
 
     def atoms(self, like):
         """The [bins] atom positions in h-space, with the namespace, dtype and device of `like`."""
-        xp = array_namespace(like)
-        index = xp.arange(self.bins, dtype=like.dtype, device=device(like))
+        xp = namespace(like)
+        index = xp.arange(self.bins, dtype=like.dtype, device=like.device)
         return self.h_min + self.step * index
 
     def two_hot(self, x):
         """x [...] scalars -> [..., bins] probabilities, nonzero on the (at most) two atoms around h(x)."""
-        xp = array_namespace(x)
+        xp = namespace(x)
         x = _as_float(x, xp)
         position = (xp.clip(h(x), self.h_min, self.h_max) - self.h_min) / self.step  # in bins, [0, bins-1]
-        index = xp.arange(self.bins, dtype=x.dtype, device=device(x))
+        index = xp.arange(self.bins, dtype=x.dtype, device=x.device)
         # A tent of width one bin around `position`: weight 1 - distance on the two nearest atoms, 0 elsewhere.
         distance = xp.abs(xp.expand_dims(position, axis=-1) - index)
         return xp.maximum(1.0 - distance, xp.zeros_like(distance))
 
     def decode(self, logits):
         """[..., bins] logits -> [...] scalars: h⁻¹ of the softmax expectation over the atoms."""
-        xp = array_namespace(logits)
+        xp = namespace(logits)
         logits = _as_float(logits, xp)
         shifted = logits - xp.max(logits, axis=-1, keepdims=True)
         weights = xp.exp(shifted)

@@ -10,14 +10,14 @@ onnxruntime planner and the torch learner share this one implementation.
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
+from ezm_training.search._arrays import namespace
 
 EPSILON = 1e-3  # ε of h: MuZero Appendix F and EZ V2 / EZ-M format.py `DiscreteSupport`.
 
 
 def h(x):
     """h(x) = sign(x)(√(|x|+1) − 1) + εx, elementwise. Odd and strictly increasing."""
-    xp = array_namespace(x)
+    xp = namespace(x)
     return xp.sign(x) * (xp.sqrt(xp.abs(x) + 1.0) - 1.0) + EPSILON * x
 
 
@@ -29,7 +29,7 @@ def h_inv(y):
     (√(1 + 4εc) − 1)/(2ε) of the textbook formula, which cancels digits and divides the rounding error by
     2ε = 0.002 (≈ 1e-4 relative error in float32 at |x| = 299); then |x| = r² − 1.
     """
-    xp = array_namespace(y)
+    xp = namespace(y)
     c = xp.abs(y) + (1.0 + EPSILON)
     root = 2.0 * c / (1.0 + xp.sqrt(1.0 + 4.0 * EPSILON * c))
     return xp.sign(y) * (root * root - 1.0)

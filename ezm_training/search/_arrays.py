@@ -20,7 +20,7 @@ import functools
 import types
 from typing import Any
 
-from array_api_compat import array_namespace, device, is_numpy_namespace
+from array_api_compat import array_namespace, device, is_numpy_namespace, is_torch_namespace
 
 Array = Any  # numpy.ndarray or torch.Tensor; the search never names the framework.
 
@@ -30,13 +30,16 @@ _NAMESPACES: dict[type, Any] = {}
 def namespace(x: Array) -> Any:
     """`array_namespace(x)`, cached by the array's type (the namespace depends on nothing else).
 
-    For numpy, the namespace's reductions are swapped for their ufuncs' (`_numpy_with_ufunc_reductions`).
+    For numpy, the namespace's reductions are swapped for their ufuncs' (`_numpy_with_ufunc_reductions`);
+    for torch, its wrapped hot functions for torch's own (`_torch_with_native_functions`).
     """
     xp = _NAMESPACES.get(type(x))
     if xp is None:
         xp = array_namespace(x)
         if is_numpy_namespace(xp):
             xp = _numpy_with_ufunc_reductions(xp)
+        elif is_torch_namespace(xp):
+            xp = _torch_with_native_functions(xp)
         _NAMESPACES[type(x)] = xp
     return xp
 
@@ -64,6 +67,41 @@ def _numpy_with_ufunc_reductions(xp: types.ModuleType) -> types.SimpleNamespace:
         return xp.minimum.reduce(x, axis=axis, keepdims=keepdims)
 
     fast.sum, fast.max, fast.min, fast.astype = sum, max, min, astype
+    return fast
+
+
+def _torch_with_native_functions(xp: types.ModuleType) -> types.SimpleNamespace:
+    """`array_api_compat.torch` with the functions the learner's compiled loss reaches (the supports and the
+    value transform) calling torch directly.
+
+    The compat wrappers inspect dtypes in Python in ways torch.compile cannot trace: each call was a graph
+    break, 44 in one loss (ezm_training/learner.py, `compile`). These are the same torch operations with
+    the array API's argument names, for the arguments this package passes.
+    """
+    import torch  # only reached with a torch tensor in hand: torch is already imported
+
+    fast = types.SimpleNamespace(**vars(xp))
+
+    def astype(x, dtype, /, *, copy=True, device=None):
+        return x.to(dtype, copy=copy)
+
+    def expand_dims(x, /, *, axis=0):
+        return torch.unsqueeze(x, axis)
+
+    def sum(x, /, *, axis=None, dtype=None, keepdims=False):  # noqa: A001 (the array API's name)
+        return torch.sum(x, dim=axis, dtype=dtype, keepdim=keepdims)
+
+    def max(x, /, *, axis=None, keepdims=False):  # noqa: A001
+        return torch.amax(x, dim=() if axis is None else axis, keepdim=keepdims)
+
+    def min(x, /, *, axis=None, keepdims=False):  # noqa: A001
+        return torch.amin(x, dim=() if axis is None else axis, keepdim=keepdims)
+
+    def clip(x, /, min=None, max=None):  # noqa: A002
+        return x.clip(min, max)
+
+    fast.astype, fast.expand_dims, fast.sum, fast.max, fast.min, fast.clip = astype, expand_dims, sum, max, min, clip
+    fast.sign = torch.sign
     return fast
 
 

@@ -13,7 +13,7 @@ draw alone, and numpy and torch produce the same integers (floats agree to round
 
 Keys are int64 arrays [B] with values in [0, 2**32). `root_keys(seed, B)` derives them from an int;
 `fold_in` derives fresh keys (e.g. per env step) from old ones. The hash is Chris Wellons' `lowbias32`
-(https://nullprogram.com/blog/2018/07/31/), evaluated in int64 with products split so nothing overflows.
+(https://nullprogram.com/blog/2018/07/31/), evaluated in int64 (see `_mul32` for the products).
 Quality is ample for exploration noise; this is not a cryptographic or a statistics-grade generator.
 """
 
@@ -36,10 +36,13 @@ STREAM_CHILDREN = 3  # interior child actions: row node * D + slot, A numbers
 
 
 def _mul32(x: Array | int, c: int) -> Array | int:
-    """(x * c) mod 2**32 for x in [0, 2**32), without int64 overflow (16-bit halves of c)."""
-    lo = x * (c & 0xFFFF)
-    hi = ((x * (c >> 16)) & 0xFFFF) << 16
-    return (lo + hi) & _MASK32
+    """(x * c) mod 2**32 for x, c in [0, 2**32).
+
+    The int64 product of an array can exceed 2**63 and wrap (numpy and torch wrap integer arithmetic,
+    on every device), but wrapping is arithmetic mod 2**64, which keeps the low 32 bits exact; Python
+    ints never wrap. One multiply and one mask instead of splitting c into 16-bit halves (five ops):
+    the hash runs a few hundred times per planner step."""
+    return (x * c) & _MASK32
 
 
 def _mix32(x: Array | int) -> Array | int:

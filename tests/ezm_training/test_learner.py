@@ -100,3 +100,19 @@ def test_learning_rate_warms_up_then_decays():
     assert learning_rate(cfg, 9) == pytest.approx(1e-3)
     assert learning_rate(cfg, 89) == pytest.approx(1e-3)
     assert learning_rate(cfg, 90) == pytest.approx(1e-4)
+
+
+def test_compiled_loss_gives_the_eager_updates(random_replay):
+    """`compile=True` traces the whole loss as one graph (no breaks) and trains exactly as eager does."""
+    cfg = _cfg(unroll_steps=2)
+    replay = random_replay(cfg)
+    learners = {compiled: Learner(cfg.replace(compile=compiled), [51, 51], 19) for compiled in (False, True)}
+    data, targets = _fixed_batch(cfg, learners[False], replay)
+    noise = torch.randn((cfg.unroll_steps + 1, cfg.entropy_samples, cfg.batch_size, 19))
+    explanation = torch._dynamo.explain(learners[True]._loss)(data, targets, noise)
+    assert explanation.graph_count == 1 and explanation.graph_break_count == 0, explanation.break_reasons
+    history = {compiled: [learner.update(data, targets) for _ in range(3)] for compiled, learner in learners.items()}
+    for eager, compiled in zip(history[False], history[True]):
+        for name in ("loss/total", "loss/value", "loss/policy", "loss/entropy", "loss/reward", "loss/consistency"):
+            assert compiled[name] == pytest.approx(eager[name], rel=1e-4, abs=1e-5), name
+        np.testing.assert_allclose(compiled["priorities"], eager["priorities"], rtol=1e-4, atol=1e-5)
