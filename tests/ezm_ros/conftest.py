@@ -147,6 +147,22 @@ def tiny_bundle(tmp_path_factory) -> Path:
     return export_untrained_bundle(tmp_path_factory.mktemp("bundle") / "tiny", tasks=TEST_BUNDLE_TASKS)
 
 
+@pytest.fixture(scope="session")
+def int8_bundle(tmp_path_factory) -> Path:
+    """A tiny untrained WorldModel (stand and walk) exported with its int8 graphs too."""
+    torch = pytest.importorskip("torch", reason="exporting a test bundle needs the train extra (torch)")
+    from ezm_training.config import EZMConfig
+    from ezm_training.export_onnx import export_bundle
+    from ezm_training.networks import WorldModel
+    from ezm_training.trainer import ACTION_DIM, obs_dims
+
+    torch.manual_seed(1)
+    cfg = EZMConfig.from_preset("smoke", size="tiny", tasks="h1-stand-v0,h1-walk-v0")
+    out = tmp_path_factory.mktemp("int8") / "bundle"
+    export_bundle(WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM), cfg, out, int8=True)
+    return out
+
+
 def diagnostics_values(msg) -> dict[str, str]:
     """The simulator's key/values from a DiagnosticArray."""
     for status in msg.status:

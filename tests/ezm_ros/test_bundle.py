@@ -120,22 +120,6 @@ def test_robot_contract_diff_names_every_difference(tiny_bundle):
     assert f"ctrl high of {robot.joint_names[3]}" in line
 
 
-@pytest.fixture(scope="module")
-def int8_bundle(tmp_path_factory):
-    """The tiny untrained model exported with int8 graphs too."""
-    torch = pytest.importorskip("torch", reason="exporting a test bundle needs the train extra (torch)")
-    from ezm_training.config import EZMConfig
-    from ezm_training.export_onnx import export_bundle
-    from ezm_training.networks import WorldModel
-    from ezm_training.trainer import ACTION_DIM, obs_dims
-
-    torch.manual_seed(0)
-    cfg = EZMConfig.from_preset("smoke", size="tiny", tasks="h1-stand-v0,h1-walk-v0")
-    out = tmp_path_factory.mktemp("int8") / "bundle"
-    export_bundle(WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM), cfg, out, int8=True)
-    return out
-
-
 def test_precision_is_checked_before_anything_runs(tiny_bundle, int8_bundle):
     with pytest.raises(BundleError, match="this bundle has no int8 graphs.*ezm-export --int8"):
         load_bundle(tiny_bundle, RuntimeSettings(precision="int8"))

@@ -7,28 +7,12 @@ import csv
 import json
 
 import numpy as np
-import pytest
 
 from ezm_ros.bundle import RuntimeSettings, load_bundle
 from ezm_ros.bundle_eval import evaluate_bundle, main
 from ezm_ros.planner import PlannerSettings
 
 STEPS = 40  # per episode: enough for the untrained robot to move, short enough for CI
-
-
-@pytest.fixture(scope="module")
-def int8_bundle(tmp_path_factory):
-    torch = pytest.importorskip("torch", reason="exporting a test bundle needs the train extra (torch)")
-    from ezm_training.config import EZMConfig
-    from ezm_training.export_onnx import export_bundle
-    from ezm_training.networks import WorldModel
-    from ezm_training.trainer import ACTION_DIM, obs_dims
-
-    torch.manual_seed(1)
-    cfg = EZMConfig.from_preset("smoke", size="tiny", tasks="h1-stand-v0,h1-walk-v0")
-    out = tmp_path_factory.mktemp("bundle-eval") / "bundle"
-    export_bundle(WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM), cfg, out, int8=True)
-    return out
 
 
 def evaluate(path, precision="fp32", **settings):
