@@ -144,7 +144,11 @@ def main() -> None:
             lines.append(f"| {label} | | | | | | | | | | | | | |")
             print(f"# {label}", flush=True)
             continue
-        for precision, threads, sims in itertools.product(args.precisions, args.threads, args.sims):
+        precisions = [p for p in args.precisions if p in read_manifest(path).precisions]
+        for missing in sorted(set(args.precisions) - set(precisions)):
+            lines.append(f"| {label} | {missing} | | | | | | | | | | | | |")
+            print(f"# {label}: no {missing} graphs (ezm-export --{missing}): rows skipped", flush=True)
+        for precision, threads, sims in itertools.product(precisions, args.threads, args.sims):
             start = time.perf_counter()
             r = measure(path, precision, sims, threads, args.steps, args.deadline_ms)
             line = (f"| {label} | {precision} | {sims} | {threads} | {r['p50']:.2f} | {r['p99']:.2f} | "

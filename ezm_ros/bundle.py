@@ -83,9 +83,13 @@ class RuntimeSettings:
         raise BundleError(f"unknown device {self.device!r}; use 'cpu' or 'cuda'")
 
     def check(self) -> None:
+        """Refuse settings that cannot run, before anything is loaded."""
+        if self.device not in ("cpu", "cuda"):
+            raise BundleError(f"unknown device {self.device!r}; use 'cpu' or 'cuda'")
         if self.precision == "int8" and self.device != "cpu":
-            raise BundleError("precision 'int8' runs on the CPU only: onnxruntime's CUDA provider has no kernels "
-                              "for dynamically quantized matmuls; use precision 'fp32' on cuda")
+            raise BundleError("precision 'int8' is for CPUs (the integer kernels it was measured with); use "
+                              "precision 'fp32' on cuda")
+        self.providers()  # cuda without the GPU build
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -179,16 +183,19 @@ class Bundle:
 
         Returns the max abs error per output; BundleError when |got − expected| > tol · (1 + |expected|)
         anywhere (tol: PARITY_TOLERANCE on CPU, the exporter's own check). int8 graphs instead get
-        INT8_SELF_TEST_FACTOR × the exporter's int8 error of that output + INT8_SELF_TEST_SLACK · (1 + |expected|).
+        INT8_SELF_TEST_FACTOR × the exporter's int8 error of that output + INT8_SELF_TEST_SLACK · (1 + |expected|),
+        and `tolerance` does not apply to them.
         """
         if tolerance is None:
             tolerance = PARITY_TOLERANCE_CUDA if self.settings.device == "cuda" else PARITY_TOLERANCE
-        int8_errors = self.manifest.int8.get("parity_max_abs_error", {}) if self.settings.precision == "int8" else None
+        int8_errors = self.manifest.int8["parity_max_abs_error"] if self.settings.precision == "int8" else None
         with np.load(self.path / PARITY_FILE) as data:
             arrays = {key: data[key] for key in data.files}
         errors = {}
-        for prefix, graph, inputs, outputs in (("initial", self._initial, INITIAL_INPUTS, INITIAL_OUTPUTS),
-                                               ("recurrent", self._recurrent, RECURRENT_INPUTS, RECURRENT_OUTPUTS)):
+        initial_file, recurrent_file = self.graph_files
+        for prefix, file, graph, inputs, outputs in (
+                ("initial", initial_file, self._initial, INITIAL_INPUTS, INITIAL_OUTPUTS),
+                ("recurrent", recurrent_file, self._recurrent, RECURRENT_INPUTS, RECURRENT_OUTPUTS)):
             got = graph.run_copy(*(arrays[f"{prefix}.{name}"] for name in inputs))
             for name, value in zip(outputs, got):
                 key, expected = f"{prefix}.{name}", arrays[f"{prefix}.out.{name}"]
@@ -199,12 +206,13 @@ class Bundle:
                 else:
                     recorded = float(int8_errors.get(key, 0.0))
                     allowed = INT8_SELF_TEST_FACTOR * recorded + INT8_SELF_TEST_SLACK * (1.0 + np.abs(expected))
-                    rule = (f"int8: the exporter measured {recorded:.3g}; this CPU's integer kernels differ, "
-                            "use precision fp32 here")
+                    rule = (f"int8: the exporter measured {recorded:.3g} with onnxruntime "
+                            f"{self.manifest.int8['onnxruntime']}, this is {ort.__version__}; this CPU's integer "
+                            "kernels or this onnxruntime round differently: use precision fp32 here")
                 if not np.all(error <= allowed):
-                    raise BundleError(f"parity self-test failed: {prefix} output {name} "
-                                      f"({self.graph_files[prefix == 'recurrent']}) differs from the exporter's "
-                                      f"torch output by up to {error.max():.3g} ({rule}); device {self.settings.device}")
+                    raise BundleError(f"parity self-test failed: {prefix} output {name} ({file}) differs from "
+                                      f"the exporter's torch output by up to {error.max():.3g} ({rule}); device "
+                                      f"{self.settings.device}")
         return errors
 
 

@@ -12,7 +12,8 @@ the robot gets. Episodes run one after another in this process (real time is not
 applies the planner's deadline to each step's own planning time, so cut searches show up in the returns).
 
 Episode k of a task resets the simulator with seed `seed + k` and restarts the planner's step counter, so
-a run is reproducible, and two precisions meet the same initial states.
+two precisions meet the same initial states, and a run without a deadline is reproducible (with one, where
+the search stops depends on the machine's timing).
 Prints a table (return mean ± std, success against HumanoidBench's bar, simulations, cuts, fallbacks,
 planning latency p50/p99) and, with `--out`, writes it as CSV and JSON.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import itertools
 import json
 import math
@@ -32,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ezm_ros import model_path
-from ezm_ros.bundle import Bundle, BundleError, RuntimeSettings, load_bundle
+from ezm_ros.bundle import Bundle, BundleError, RuntimeSettings, load_bundle, read_manifest
+from ezm_ros.manifest import Manifest
 from ezm_ros.planner import Planner, PlannerSettings
 
 EPISODE_STEPS = 1000  # HumanoidBench's time limit (sim_bridge.make's TimeLimit)
@@ -42,7 +45,7 @@ EPISODE_STEPS = 1000  # HumanoidBench's time limit (sim_bridge.make's TimeLimit)
 class EpisodeStats:
     env_return: float
     length: int
-    simulations: float  # mean simulations per step
+    simulations: int  # over the episode
     cut_steps: int  # steps whose search the deadline stopped (fallbacks included)
     fallbacks: int
     latency_ms: np.ndarray  # per step
@@ -82,7 +85,7 @@ def run_episode(env, planner: Planner, task_index: int, seed: int, max_steps: in
         if terminated or truncated:
             break
     length = step + 1
-    return EpisodeStats(total, length, simulations / length, cuts, fallbacks, np.asarray(latency))
+    return EpisodeStats(total, length, simulations, cuts, fallbacks, np.asarray(latency))
 
 
 def evaluate_bundle(bundle: Bundle, env_ids: list[str], *, episodes: int, seed: int, settings: PlannerSettings,
@@ -112,7 +115,7 @@ def evaluate_bundle(bundle: Bundle, env_ids: list[str], *, episodes: int, seed: 
             env_id=env_id, precision=bundle.settings.precision, episodes=episodes,
             mean_return=float(returns.mean()), std_return=float(returns.std()),
             mean_length=steps / episodes, success_bar=bar, success_rate=float(np.mean(returns >= bar)),
-            mean_simulations=sum(s.simulations * s.length for s in stats) / steps,
+            mean_simulations=sum(s.simulations for s in stats) / steps,
             cut_fraction=sum(s.cut_steps for s in stats) / steps, fallbacks=sum(s.fallbacks for s in stats),
             latency_p50_ms=float(np.percentile(latency, 50)), latency_p99_ms=float(np.percentile(latency, 99))))
     return results
@@ -138,8 +141,8 @@ def write_results(results: list[BundleEvalResult], out_dir: Path) -> None:
     (out_dir / "bundle_eval.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
-def _env_ids(bundle: Bundle, tasks: list[str] | None) -> list[str]:
-    known = [spec.env_id for spec in bundle.manifest.tasks]
+def _env_ids(manifest: Manifest, tasks: list[str] | None) -> list[str]:
+    known = [spec.env_id for spec in manifest.tasks]
     if not tasks:
         return known
     chosen = []
@@ -149,6 +152,12 @@ def _env_ids(bundle: Bundle, tasks: list[str] | None) -> list[str]:
             raise BundleError(f"task {name!r} is not in this bundle; it knows {', '.join(known)}")
         chosen.append(env_id)
     return chosen
+
+
+def _print_progress(label: str, total: int, done: itertools.count, start: float, env_id: str, episode: int,
+                    stats: EpisodeStats) -> None:
+    print(f"\r{label}: {next(done)}/{total} episodes, {env_id} #{episode} return {stats.env_return:.1f} "
+          f"({stats.length} steps), {time.perf_counter() - start:.0f} s   ", end="", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,25 +175,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=EPISODE_STEPS)
     parser.add_argument("--out", type=Path, default=None, help="directory for bundle_eval.csv and .json")
     args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error("--episodes must be at least 1")
+    if args.episodes < 1 or args.max_steps < 1:
+        parser.error("--episodes and --max-steps must be at least 1")
 
     settings = PlannerSettings(deadline_ms=args.deadline_ms, num_simulations=args.simulations, seed=args.seed)
     results = []
     try:
         path = model_path.resolve(args.bundle)
+        manifest = read_manifest(path)
+        for precision in args.precision:  # refuse now, not after hours of the first precision's episodes
+            manifest.graph_files(precision)
+        env_ids = _env_ids(manifest, args.tasks)
         for precision in args.precision:
             bundle = load_bundle(path, RuntimeSettings(intra_op_threads=args.threads, precision=precision))
-            env_ids = _env_ids(bundle, args.tasks)
-            total = len(env_ids) * args.episodes
-            done = itertools.count(1)
-            start = time.perf_counter()
-
-            def progress(env_id, episode, stats, precision=precision, total=total, done=done, start=start):
-                print(f"\r{path.name} {precision}: {next(done)}/{total} episodes, {env_id} #{episode} return "
-                      f"{stats.env_return:.1f} ({stats.length} steps), {time.perf_counter() - start:.0f} s   ",
-                      end="", file=sys.stderr, flush=True)
-
+            progress = functools.partial(_print_progress, f"{path.name} {precision}", len(env_ids) * args.episodes,
+                                         itertools.count(1), time.perf_counter())
             results += evaluate_bundle(bundle, env_ids, episodes=args.episodes, seed=args.seed, settings=settings,
                                        max_steps=args.max_steps, progress=progress)
             print(file=sys.stderr)

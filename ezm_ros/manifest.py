@@ -181,7 +181,7 @@ class Manifest:
             training=fields.get("training", dict),
             export=fields.get("export", dict),
             files={name: _file(entry, f"files.{name}") for name, entry in fields.get("files", dict).items()},
-            int8=fields.get("int8", dict) if "int8" in data else {},
+            int8=_int8(fields.get("int8", dict)) if data.get("int8", {}) != {} else {},  # {}: float32 only
         )
         manifest.check()
         return manifest
@@ -311,6 +311,23 @@ def _robot(item: Any) -> RobotSpec:
         raise BundleError(f"{MANIFEST_FILE}: field robot.joint_names should hold strings")
     return RobotSpec(fields.get("name", str), tuple(names), _floats(fields, "ctrl_low"), _floats(fields, "ctrl_high"),
                      _floats(fields, "hold_action"), fields.get("control_dt_s", float))
+
+
+def _int8(item: dict) -> dict:
+    """The `int8` object, checked: its error per graph output is what the loader's self-test relies on."""
+    fields = _object(item, "int8")
+    fields.get("method", str)
+    fields.get("onnxruntime", str)
+    errors = _object(fields.get("parity_max_abs_error", dict), "int8.parity_max_abs_error")
+    outputs = [f"initial.{name}" for name in INITIAL_OUTPUTS] + [f"recurrent.{name}" for name in RECURRENT_OUTPUTS]
+    for key in outputs:
+        if errors.get(key, float) < 0.0:
+            raise BundleError(f"{MANIFEST_FILE}: field int8.parity_max_abs_error.{key} is negative")
+    if "search_agreement" in item:  # informational; the exporter measures it on the finished bundle
+        agreement = _object(item["search_agreement"], "int8.search_agreement")
+        for key in ("roots", "same_candidate", "action_abs_diff_mean", "root_value_abs_diff_mean"):
+            agreement.get(key, float)
+    return dict(item)
 
 
 def _file(item: Any, path: str) -> FileEntry:

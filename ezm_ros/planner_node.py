@@ -148,7 +148,8 @@ class PlannerNode(Node):
         if not self.p.lockstep:
             self.create_timer(1.0 / self.p.control_rate_hz, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._publish_active_task()
-        self.get_logger().info(f"model {self._model.model_id} from {self._model.path}; task {self._task}; "
+        self.get_logger().info(f"model {self._model.model_id} ({self.p.precision} graphs) from {self._model.path}; "
+                               f"task {self._task}; "
                                f"{'lockstep' if self.p.lockstep else f'{self.p.control_rate_hz:g} Hz'}")
 
     # --- model ---------------------------------------------------------------------------------------------
@@ -179,7 +180,9 @@ class PlannerNode(Node):
             # thread, because warming a model up takes longer than the control period.
             try:
                 path = model_path.resolve(param.value)
-                check_files(path, read_manifest(path))
+                manifest = read_manifest(path)
+                manifest.graph_files(self.p.precision)  # a bundle without the configured precision's graphs
+                check_files(path, manifest)
             except (BundleError, FileNotFoundError) as err:
                 self.get_logger().error(f"model swap refused, keeping {self._model.model_id}: {err}")
                 return SetParametersResult(successful=False, reason=str(err))

@@ -74,8 +74,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # down; 3 stored transitions per task per update instead of EZ-M's 1.67, because updates are the
     # bottleneck on a CPU. lr 3e-4 is EZ V2's ([EZ2] dmc_state.yaml) for this small batch. A full
     # 1024-sample entropy estimate costs more than the tiny network; 64 samples suffice for its mean.
-    # The compiled loss halves the tiny model's update here (BENCHMARKS.md, training throughput) for
-    # 1.5-3 minutes of compiling at the start. (cpu-run-1 ran without it: its config.json is its own.)
+    # The compiled loss cuts the tiny model's update from 39 to 22 ms here (BENCHMARKS.md, training
+    # throughput) for about a minute of compiling at the start. (cpu-run-1 ran without it: its config.json is its own.)
     "cpu": dict(
         size="tiny", tasks="h1-locomotion", device="cpu", precision="fp32", num_threads=1, compile=True,
         num_actors=1, envs_per_task=2, reanalyze_workers=1, batch_size=48, lr=3e-4, entropy_samples=64,

@@ -37,6 +37,7 @@ import argparse
 import dataclasses
 import datetime
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -271,18 +272,27 @@ def _check_parity(directory: Path, modules: dict[str, torch.nn.Module], arrays: 
     return errors
 
 
+class _DropMessage(logging.Filter):
+    """Drops log records whose message starts with `prefix`."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
 def _quantize_int8(directory: Path, arrays: dict[str, np.ndarray]) -> dict:
     """Write INT8_GRAPH_FILES next to the float32 graphs; return the manifest's `int8` object with their
     max abs error against the torch outputs already in `arrays` (the loader's self-test allows a multiple)."""
-    import logging
-
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     errors = {}
     root_logger = logging.getLogger()
-    level = root_logger.level
-    root_logger.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint meant for conv nets
+    hint = _DropMessage("Please consider to run pre-processing")  # quantize_dynamic's hint for conv nets
+    root_logger.addFilter(hint)
     try:
         for prefix, source, target, input_names, output_names in (
                 ("initial", INITIAL_FILE, INT8_GRAPH_FILES[0], INITIAL_INPUTS, INITIAL_OUTPUTS),
@@ -296,7 +306,7 @@ def _quantize_int8(directory: Path, arrays: dict[str, np.ndarray]) -> dict:
                     raise ExportError(f"the int8 {prefix} graph gives non-finite {name}: export without --int8")
                 errors[f"{prefix}.{name}"] = float(error.max())
     finally:
-        root_logger.setLevel(level)
+        root_logger.removeFilter(hint)
     return {"method": _INT8_METHOD, "onnxruntime": ort.__version__, "parity_max_abs_error": errors}
 
 

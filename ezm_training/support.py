@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ezm_training.search._arrays import namespace
 
+from ezm_training.search._arrays import device_of, namespace
 from ezm_training.value_transform import h, h_inv
 
 
@@ -67,7 +67,7 @@ class SupportSpec:
     def atoms(self, like):
         """The [bins] atom positions in h-space, with the namespace, dtype and device of `like`."""
         xp = namespace(like)
-        index = xp.arange(self.bins, dtype=like.dtype, device=like.device)
+        index = xp.arange(self.bins, dtype=like.dtype, device=device_of(like))
         return self.h_min + self.step * index
 
     def two_hot(self, x):
@@ -75,7 +75,7 @@ class SupportSpec:
         xp = namespace(x)
         x = _as_float(x, xp)
         position = (xp.clip(h(x), self.h_min, self.h_max) - self.h_min) / self.step  # in bins, [0, bins-1]
-        index = xp.arange(self.bins, dtype=x.dtype, device=x.device)
+        index = xp.arange(self.bins, dtype=x.dtype, device=device_of(x))
         # A tent of width one bin around `position`: weight 1 - distance on the two nearest atoms, 0 elsewhere.
         distance = xp.abs(xp.expand_dims(position, axis=-1) - index)
         return xp.maximum(1.0 - distance, xp.zeros_like(distance))

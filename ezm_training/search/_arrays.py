@@ -75,34 +75,46 @@ def _torch_with_native_functions(xp: types.ModuleType) -> types.SimpleNamespace:
     value transform) calling torch directly.
 
     The compat wrappers inspect dtypes in Python in ways torch.compile cannot trace: each call was a graph
-    break, 44 in one loss (ezm_training/learner.py, `compile`). These are the same torch operations with
-    the array API's argument names, for the arguments this package passes.
+    break, 44 in one loss (ezm_training/learner.py, `compile`). The replacements are the same torch
+    operations for the forms this package uses (an int or tuple axis or None, scalar clip bounds, an int
+    expand_dims axis, astype without a device); any other form goes to the compat function, so the
+    namespace keeps the array API's meaning whatever the call (tests/ezm_training/test_search.py).
     """
     import torch  # only reached with a torch tensor in hand: torch is already imported
 
     fast = types.SimpleNamespace(**vars(xp))
+    scalar = (int, float, type(None))
 
     def astype(x, dtype, /, *, copy=True, device=None):
-        return x.to(dtype, copy=copy)
+        return x.to(dtype, copy=copy) if device is None else xp.astype(x, dtype, copy=copy, device=device)
 
     def expand_dims(x, /, *, axis=0):
-        return torch.unsqueeze(x, axis)
+        return torch.unsqueeze(x, axis) if isinstance(axis, int) else xp.expand_dims(x, axis=axis)
 
-    def sum(x, /, *, axis=None, dtype=None, keepdims=False):  # noqa: A001 (the array API's name)
-        return torch.sum(x, dim=axis, dtype=dtype, keepdim=keepdims)
+    def reduction(native, compat):
+        def reduce(x, /, *, axis=None, keepdims=False, **kwargs):
+            if axis == ():  # the array API reduces over no axis; torch's dim=() means every axis
+                return compat(x, axis=axis, keepdims=keepdims, **kwargs)
+            return native(x, dim=() if axis is None else axis, keepdim=keepdims, **kwargs)
+        return reduce
 
-    def max(x, /, *, axis=None, keepdims=False):  # noqa: A001
-        return torch.amax(x, dim=() if axis is None else axis, keepdim=keepdims)
+    def clip(x, /, min=None, max=None):  # noqa: A002 (the array API's names)
+        if isinstance(min, scalar) and isinstance(max, scalar) and (min is not None or max is not None):
+            return x.clip(min, max)
+        return xp.clip(x, min, max)
 
-    def min(x, /, *, axis=None, keepdims=False):  # noqa: A001
-        return torch.amin(x, dim=() if axis is None else axis, keepdim=keepdims)
+    def sign(x, /):
+        return torch.where(torch.isnan(x), x, torch.sign(x))  # the standard's sign(NaN) is NaN; torch's is 0
 
-    def clip(x, /, min=None, max=None):  # noqa: A002
-        return x.clip(min, max)
-
-    fast.astype, fast.expand_dims, fast.sum, fast.max, fast.min, fast.clip = astype, expand_dims, sum, max, min, clip
-    fast.sign = torch.sign
+    fast.astype, fast.expand_dims, fast.clip, fast.sign = astype, expand_dims, clip, sign
+    fast.sum = reduction(torch.sum, xp.sum)
+    fast.max, fast.min = reduction(torch.amax, xp.max), reduction(torch.amin, xp.min)
     return fast
+
+
+def device_of(x: Array) -> Any:
+    """The array's device: `x.device` (torch, numpy >= 2), else "cpu" (numpy 1.x, as on Ubuntu 24.04's apt)."""
+    return getattr(x, "device", "cpu")
 
 
 def clip(x: Array, low: float | None = None, high: float | None = None) -> Array:

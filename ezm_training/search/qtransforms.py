@@ -54,7 +54,6 @@ def normalize_q(
     blown up to the full [0, 1] scale. ([EZ2] cminimax.cpp leaves q un-normalised when the range is
     exactly 0; that only happens before two distinct values exist, which our schedule never reads.)
     """
-    xp = namespace(q)
     scale = clip(value_max - value_min, value_minmax_delta, None)
     return clip((q - value_min[..., None]) / scale[..., None], 0.0, 1.0)
 

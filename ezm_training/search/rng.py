@@ -20,6 +20,7 @@ Quality is ample for exploration noise; this is not a cryptographic or a statist
 from __future__ import annotations
 
 import math
+import operator
 
 from array_api_compat import device
 
@@ -38,9 +39,10 @@ STREAM_CHILDREN = 3  # interior child actions: row node * D + slot, A numbers
 def _mul32(x: Array | int, c: int) -> Array | int:
     """(x * c) mod 2**32 for x, c in [0, 2**32).
 
-    The int64 product of an array can exceed 2**63 and wrap (numpy and torch wrap integer arithmetic,
-    on every device), but wrapping is arithmetic mod 2**64, which keeps the low 32 bits exact; Python
-    ints never wrap. One multiply and one mask instead of splitting c into 16-bit halves (five ops):
+    The int64 product of an array can exceed 2**63 and wrap (numpy and torch arrays wrap integer
+    arithmetic, on every device), but wrapping is arithmetic mod 2**64, which keeps the low 32 bits exact;
+    Python ints never wrap. numpy integer *scalars* wrap too but warn, so host values enter as Python ints
+    (`root_keys`, `fold_in`). One multiply and one mask instead of splitting c into 16-bit halves (five ops):
     the hash runs a few hundred times per planner step."""
     return (x * c) & _MASK32
 
@@ -60,6 +62,7 @@ def root_keys(seed: int, num_roots: int, *, like: Array) -> Array:
     Root b gets mix(mix(seed) + b·golden). To reproduce root b alone, pass `keys[b:b+1]`, not a new seed.
     """
     xp = namespace(like)
+    seed = operator.index(seed)  # a Python int: a numpy integer scalar would warn where the hash wraps
     seed_hash = _mix32(_mix32((seed >> 32) & _MASK32) ^ (seed & _MASK32))  # all 64 bits of the seed count
     index = xp.arange(num_roots, dtype=xp.int64, device=device(like))
     return _mix32((seed_hash + _mul32(index, _GOLDEN32)) & _MASK32)
@@ -67,6 +70,7 @@ def root_keys(seed: int, num_roots: int, *, like: Array) -> Array:
 
 def fold_in(keys: Array, data: int) -> Array:
     """New keys [B] derived from `keys` [B] and an int (e.g. the env step), independent of the old stream."""
+    data = operator.index(data)  # a Python int, as in root_keys
     return _mix32(keys ^ ((_mix32(data & _MASK32) + _GOLDEN32) & _MASK32))
 
 

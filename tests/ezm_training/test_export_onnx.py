@@ -14,7 +14,14 @@ from ezm_ros.bundle import RuntimeSettings, load_bundle
 from ezm_ros.manifest import MANIFEST_FILE, Manifest
 from ezm_ros.planner import Planner, PlannerSettings
 from ezm_training.config import EZMConfig
-from ezm_training.export_onnx import ExportError, export_bundle, main, search_settings
+from ezm_training.export_onnx import (
+    RANDOM_ROWS_PER_TASK,
+    RECORDED_STEPS_PER_TASK,
+    ExportError,
+    export_bundle,
+    main,
+    search_settings,
+)
 from ezm_training.model_search import search_batch, search_keys
 from ezm_training.networks import WorldModel
 from sim_bridge.h1 import build_h1_model, constants
@@ -200,10 +207,11 @@ def test_int8_graphs_are_quantized_and_their_error_is_recorded(exported_int8):
     for key, recorded_error in manifest.int8["parity_max_abs_error"].items():
         assert errors[key] == pytest.approx(recorded_error, rel=1e-6, abs=1e-7), key
     assert 0.0 < max(errors.values())  # a different graph from the float32 one ...
+    recorded = slice(RANDOM_ROWS_PER_TASK, RANDOM_ROWS_PER_TASK + RECORDED_STEPS_PER_TASK)  # the first task's
     with np.load(out / "parity.npz") as data:  # ... that stays close to the model on real observations
-        recorded_rows = data["initial.obs"][4:8], data["initial.task"][4:8]
-        want = data["initial.out.value"][4:8]
-    for row in range(4):
+        recorded_rows = data["initial.obs"][recorded], data["initial.task"][recorded]
+        want = data["initial.out.value"][recorded]
+    for row in range(RECORDED_STEPS_PER_TASK):
         got = bundle.initial(recorded_rows[0][row: row + 1], recorded_rows[1][row: row + 1]).value
         assert abs(float(got[0]) - float(want[row])) < 0.05 * (1.0 + abs(float(want[row])))
 
@@ -216,7 +224,7 @@ def test_int8_search_agreement_is_what_the_manifest_says(exported_int8):
     assert int8_search_agreement(out) == agreement  # deterministic: same keys, same graphs
     assert agreement["roots"] == len(manifest.tasks) * 8
     assert 0.5 <= agreement["same_candidate"] <= 1.0
-    assert agreement["action_abs_diff_max"] <= 2.0 and agreement["root_value_abs_diff_mean"] < 0.5
+    assert agreement["action_abs_diff_mean"] < 0.3 and agreement["root_value_abs_diff_mean"] < 0.5
 
 
 def test_planner_runs_on_int8_graphs(exported_int8):

@@ -111,8 +111,14 @@ def test_compiled_loss_gives_the_eager_updates(random_replay):
     noise = torch.randn((cfg.unroll_steps + 1, cfg.entropy_samples, cfg.batch_size, 19))
     explanation = torch._dynamo.explain(learners[True]._loss)(data, targets, noise)
     assert explanation.graph_count == 1 and explanation.graph_break_count == 0, explanation.break_reasons
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     history = {compiled: [learner.update(data, targets) for _ in range(3)] for compiled, learner in learners.items()}
+    counters = torch._dynamo.utils.counters  # three updates: one graph, compiled once, no breaks
+    assert counters["stats"]["unique_graphs"] == 1 and counters["aot_autograd"]["ok"] == 1
+    assert not counters["graph_break"]
     for eager, compiled in zip(history[False], history[True]):
-        for name in ("loss/total", "loss/value", "loss/policy", "loss/entropy", "loss/reward", "loss/consistency"):
+        for name in ("loss/total", "loss/value", "loss/policy", "loss/entropy", "loss/reward", "loss/consistency",
+                     "loss/path_consistency"):
             assert compiled[name] == pytest.approx(eager[name], rel=1e-4, abs=1e-5), name
         np.testing.assert_allclose(compiled["priorities"], eager["priorities"], rtol=1e-4, atol=1e-5)

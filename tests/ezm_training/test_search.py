@@ -425,3 +425,32 @@ def test_first_step_always_runs_and_stops_are_checked_between_steps():
     stopped = gumbel_search(random_roots(2, model), model, 0, should_stop=lambda done: done >= 24)
     assert stopped.simulations_done == 24
     np.testing.assert_array_equal(stopped.visit_counts.sum(-1), 24)
+
+
+def test_fast_namespaces_keep_the_array_api_meaning():
+    """The numpy and torch namespaces of `_arrays.namespace` swap some functions for faster or traceable ones;
+    every form of call must still give what array_api_compat's own functions give."""
+    torch = pytest.importorskip("torch")
+    import array_api_compat.numpy as compat_np
+    import array_api_compat.torch as compat_torch
+
+    from ezm_training.search._arrays import namespace
+
+    x = np.array([[1.0, -2.0, np.nan], [0.0, 3.0, -1.5]], np.float32)
+    calls = [
+        ("sum", dict(axis=None)), ("sum", dict(axis=1)), ("sum", dict(axis=(0, 1))), ("sum", dict(axis=())),
+        ("sum", dict(axis=-1, keepdims=True)), ("max", dict(axis=None)), ("max", dict(axis=0)),
+        ("max", dict(axis=())), ("min", dict(axis=1, keepdims=True)), ("min", dict(axis=(0, 1))),
+        ("expand_dims", dict(axis=0)), ("expand_dims", dict(axis=-1)), ("sign", {}),
+        ("clip", dict(min=-1.0, max=2.0)), ("clip", dict(min=0.5)), ("clip", dict(max=0.0)),
+    ]
+    for array, fast, compat in ((x, namespace(x), compat_np), (torch.from_numpy(x), namespace(torch.zeros(1)),
+                                                               compat_torch)):
+        for name, kwargs in calls:
+            np.testing.assert_array_equal(np.asarray(getattr(fast, name)(array, **kwargs)),
+                                          np.asarray(getattr(compat, name)(array, **kwargs)), err_msg=f"{name} {kwargs}")
+        finite = fast.clip(array[:, :2], min=-1.0, max=2.0)
+        converted = fast.astype(finite, fast.float64)
+        assert converted.dtype == fast.float64 and converted is not finite
+        np.testing.assert_array_equal(np.asarray(fast.astype(finite, fast.int64, device="cpu")),
+                                      np.asarray(compat.astype(finite, compat.int64, device="cpu")))
