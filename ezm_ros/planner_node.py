@@ -349,7 +349,8 @@ class PlannerNode(Node):
         return obs, ""
 
     def _publish_status(self, sample, result=None, latency_ms: float = math.nan, detail: str = "") -> None:
-        msg = PlannerStatus(active_task=self._task, model_id=self._model.model_id, step_latency_ms=latency_ms,
+        msg = PlannerStatus(active_task=self._task, model_id=self._model.model_id, precision=self.p.precision,
+                            step_latency_ms=latency_ms,
                             root_value=math.nan, deadline_misses=self._deadline_misses, fallbacks=self._fallbacks,
                             stale_states=self._stale)
         if sample is not None:

@@ -73,7 +73,7 @@ def test_end_to_end_task_command_50hz_and_status(launch, probe, model):
     manifest = read_manifest(model)
     recent = [m for _, m in status[-100:]]
     s = recent[-1]
-    assert (s.active_task, s.model_id) == ("walk", manifest.model_id)
+    assert (s.active_task, s.model_id, s.precision) == ("walk", manifest.model_id, "fp32")
     planned = [m for m in recent if not m.fallback]
     assert len(planned) >= 0.9 * len(recent), [m.detail for m in recent if m.fallback][:3]
     assert all(0.0 < m.step_latency_ms < 20.0 for m in planned)
@@ -233,6 +233,18 @@ def test_corrupt_model_ends_the_planner_at_start_with_a_clear_message(launch, tm
     assert planner.process.wait(timeout=30) == 2
     output = planner.output()
     assert "cannot start" in output and expected in output and "Traceback" not in output
+
+
+def test_int8_planner_commands_and_says_so(launch, probe, int8_bundle, tiny_bundle):
+    sim, planner = _stack(launch, int8_bundle, task="walk", precision="int8")
+    status = probe.collect(PlannerStatus, topics.PLANNER_STATUS, qos.LATCHED)
+    assert probe.spin_until(lambda: sum(not m.fallback for _, m in status) >= 20), sim.output() + planner.output()
+    assert {m.precision for _, m in status} == {"int8"} and "(int8 graphs)" in planner.output()
+    assert all(m.simulations >= 1 for _, m in status if not m.fallback)
+
+    refused = launch(PLANNER, "ezm_planner", model_path=str(tiny_bundle), precision="int8")
+    assert refused.process.wait(timeout=30) == 2
+    assert "this bundle has no int8 graphs" in refused.output() and "Traceback" not in refused.output()
 
 
 def test_failed_model_swap_keeps_the_old_model_running(launch, probe, model, tmp_path):
