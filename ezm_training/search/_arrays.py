@@ -17,10 +17,11 @@ re-creating `arange(B)` index arrays. The helpers keep the arithmetic identical.
 from __future__ import annotations
 
 import functools
+import importlib
 import types
 from typing import Any
 
-from array_api_compat import array_namespace, device, is_numpy_namespace, is_torch_namespace
+from array_api_compat import array_namespace, is_numpy_namespace, is_torch_namespace
 
 Array = Any  # numpy.ndarray or torch.Tensor; the search never names the framework.
 
@@ -37,22 +38,27 @@ def namespace(x: Array) -> Any:
     if xp is None:
         xp = array_namespace(x)
         if is_numpy_namespace(xp):
-            xp = _numpy_with_ufunc_reductions(xp)
+            xp = _numpy_with_native_functions(xp)
         elif is_torch_namespace(xp):
             xp = _torch_with_native_functions(xp)
         _NAMESPACES[type(x)] = xp
     return xp
 
 
-def _numpy_with_ufunc_reductions(xp: types.ModuleType) -> types.SimpleNamespace:
+def _numpy_with_native_functions(xp: types.ModuleType) -> types.SimpleNamespace:
     """`array_api_compat.numpy` with `sum`, `max` and `min` calling `add/maximum/minimum.reduce` directly,
-    and `astype` calling the ndarray method.
+    `astype` calling the ndarray method, and on numpy >= 2 (whose constructors take `device`) numpy's own
+    `zeros`, `zeros_like`, `full`, `arange`, `asarray` and `take_along_axis`.
 
     np.sum and np.max are those same ufunc reductions behind argument dispatch that costs 1.5–2 µs a
-    call on small arrays, and the wrapped astype checks devices first (1 µs); a batch-1 search makes
-    about 60 calls of each kind. Same results, bit for bit.
+    call on small arrays, the wrapped astype checks devices first (1 µs), and each compat wrapper of the
+    others adds about 1 µs; a batch-1 search makes about 60 calls of each kind. Same results, bit for bit.
     """
     fast = types.SimpleNamespace(**vars(xp))
+    numpy = importlib.import_module("numpy")
+    if int(numpy.__version__.split(".")[0]) >= 2:
+        for name in ("zeros", "zeros_like", "full", "arange", "asarray", "take_along_axis"):
+            setattr(fast, name, getattr(numpy, name))
 
     def astype(x, dtype, /, *, copy=True, device=None):
         return x.astype(dtype, copy=copy)
@@ -133,7 +139,7 @@ def batch_index(x: Array, num_dims: int) -> Array:
     times per call. Callers only read them (as indices), so sharing one array is safe.
     """
     namespace(x)  # makes sure _NAMESPACES knows this array type
-    return _batch_index(type(x), x.shape[0], num_dims, device(x))
+    return _batch_index(type(x), x.shape[0], num_dims, device_of(x))
 
 
 @functools.lru_cache(maxsize=64)

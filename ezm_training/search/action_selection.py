@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from array_api_compat import device
 
-from ezm_training.search._arrays import Array, namespace, softmax
+from ezm_training.search._arrays import Array, device_of, namespace, softmax
 from ezm_training.search.qtransforms import TransformedQ
 from ezm_training.search.tree import Tree
 
@@ -21,7 +20,7 @@ QTransform = Callable[[Tree, Array, int], TransformedQ]
 def root_q(tree: Tree, qtransform: QTransform) -> TransformedQ:
     """TransformedQ of the root's K candidates, each field with the walker axis dropped ([B, K])."""
     xp = namespace(tree.node_visits)
-    root = xp.zeros((tree.batch_size, 1), dtype=xp.int64, device=device(tree.node_visits))
+    root = xp.zeros((tree.batch_size, 1), dtype=xp.int64, device=device_of(tree.node_visits))
     out = qtransform(tree, root, tree.num_candidates)
     return TransformedQ(*(x[:, 0, ...] for x in out))
 

@@ -15,10 +15,9 @@ import functools
 import numbers
 from typing import Callable
 
-from array_api_compat import device
 
 from ezm_training.search import rng as rng_lib
-from ezm_training.search._arrays import Array, batch_index, namespace, softmax
+from ezm_training.search._arrays import Array, batch_index, device_of, namespace, softmax
 from ezm_training.search.action_selection import root_q, root_scores
 from ezm_training.search.qtransforms import C_SCALE, C_VISIT, VALUE_MINMAX_DELTA, transformed_q
 from ezm_training.search.sampling import ACTION_CLIP, child_noise_table, sample_candidates
@@ -74,9 +73,9 @@ def gumbel_search(
         keys, root.policy_mean, root.policy_std, num_candidates=num_candidates,
         num_policy_actions=num_policy_actions, widen_std_factor=widen_std_factor, widen=widen, clip=action_clip,
     )
-    gumbel = xp.zeros((num_roots, num_candidates), dtype=root.value.dtype, device=device(root.value))
+    gumbel = xp.zeros((num_roots, num_candidates), dtype=root.value.dtype, device=device_of(root.value))
     if gumbel_scale > 0.0:
-        row = xp.zeros((1,), dtype=xp.int64, device=device(root.value))
+        row = xp.zeros((1,), dtype=xp.int64, device=device_of(root.value))
         noise = rng_lib.gumbel(keys, rng_lib.STREAM_GUMBEL, row, num_candidates, dtype=root.value.dtype)
         gumbel = gumbel_scale * noise
     tree = instantiate_tree(root, candidates, num_simulations=num_simulations, children_per_node=children_per_node)

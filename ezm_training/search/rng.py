@@ -22,9 +22,8 @@ from __future__ import annotations
 import math
 import operator
 
-from array_api_compat import device
 
-from ezm_training.search._arrays import Array, namespace
+from ezm_training.search._arrays import Array, device_of, namespace
 
 _MASK32 = 0xFFFFFFFF
 _GOLDEN32 = 0x9E3779B9  # 2**32 / golden ratio: spreads consecutive stream ids and root indices
@@ -64,7 +63,7 @@ def root_keys(seed: int, num_roots: int, *, like: Array) -> Array:
     xp = namespace(like)
     seed = operator.index(seed)  # a Python int: a numpy integer scalar would warn where the hash wraps
     seed_hash = _mix32(_mix32((seed >> 32) & _MASK32) ^ (seed & _MASK32))  # all 64 bits of the seed count
-    index = xp.arange(num_roots, dtype=xp.int64, device=device(like))
+    index = xp.arange(num_roots, dtype=xp.int64, device=device_of(like))
     return _mix32((seed_hash + _mul32(index, _GOLDEN32)) & _MASK32)
 
 
@@ -85,7 +84,7 @@ def _bits(keys: Array, stream: int, rows: Array, count: int) -> Array:
     stream_keys = _mix32(keys ^ _mix32((stream * _GOLDEN32) & _MASK32))
     stream_keys = xp.reshape(stream_keys, (keys.shape[0],) + (1,) * (rows.ndim - 1))
     row_keys = _mix32((stream_keys + _mix32(rows & _MASK32)) & _MASK32)
-    steps = _mul32(xp.arange(count, dtype=xp.int64, device=device(keys)), _GOLDEN32)
+    steps = _mul32(xp.arange(count, dtype=xp.int64, device=device_of(keys)), _GOLDEN32)
     return _mix32((row_keys[..., None] + steps) & _MASK32)
 
 

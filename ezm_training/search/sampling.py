@@ -10,10 +10,9 @@ All noise comes from `rng` with explicit per-root keys [B] (see rng.py for why).
 
 from __future__ import annotations
 
-from array_api_compat import device
 
 from ezm_training.search import rng
-from ezm_training.search._arrays import Array, batch_index, namespace
+from ezm_training.search._arrays import Array, batch_index, device_of, namespace
 from ezm_training.search._arrays import clip as clip_values
 
 ACTION_CLIP = 0.999  # [EZ2] cy_mcts.py sample_actions: all_actions.clip(-0.999, 0.999)
@@ -50,12 +49,12 @@ def sample_candidates(
     Candidate k uses the same ε whether widened or not, so widening changes only the spread.
     """
     xp = namespace(mean)
-    rows = xp.arange(num_candidates, dtype=xp.int64, device=device(mean))[None, :]  # [1, K]
+    rows = xp.arange(num_candidates, dtype=xp.int64, device=device_of(mean))[None, :]  # [1, K]
     noise = rng.normal(keys, rng.STREAM_CANDIDATES, rows, mean.shape[-1], dtype=mean.dtype)  # [B, K, A]
     scale = std[:, None, :]
     if widen and num_policy_actions < num_candidates:
         widening = [1.0] * num_policy_actions + [widen_std_factor] * (num_candidates - num_policy_actions)
-        scale = scale * xp.reshape(xp.asarray(widening, dtype=mean.dtype, device=device(mean)), (1, -1, 1))
+        scale = scale * xp.reshape(xp.asarray(widening, dtype=mean.dtype, device=device_of(mean)), (1, -1, 1))
     return squashed_normal(mean[:, None, :], scale, noise, clip=clip)
 
 
@@ -67,7 +66,7 @@ def child_noise_table(keys: Array, *, num_nodes: int, children_per_node: int, ac
     if keys.shape[0] * num_rows > EAGER_CHILD_NOISE_MAX_ROWS:
         return None
     xp = namespace(keys)
-    rows = xp.arange(num_rows, dtype=xp.int64, device=device(keys))[None, :]
+    rows = xp.arange(num_rows, dtype=xp.int64, device=device_of(keys))[None, :]
     return rng.normal(keys, rng.STREAM_CHILDREN, rows, action_dim, dtype=dtype)
 
 

@@ -29,9 +29,8 @@ Shapes: B roots, W walkers per root, S nodes, D children per interior node, A ac
 
 from __future__ import annotations
 
-from array_api_compat import device
 
-from ezm_training.search._arrays import Array, batch_index, namespace
+from ezm_training.search._arrays import Array, batch_index, device_of, namespace
 from ezm_training.search.action_selection import QTransform, interior_action
 from ezm_training.search.sampling import sample_child_actions
 from ezm_training.search.tree import Tree
@@ -67,7 +66,7 @@ def _descend(tree: Tree, root_slots: Array, prior_visits: int, qtransform: QTran
     """Walk from each root slot [B, W] to the first unexpanded slot: returns (parent, slot), each [B, W]."""
     xp = namespace(root_slots)
     b2 = batch_index(root_slots, 2)
-    parent = xp.full(root_slots.shape, Tree.ROOT_INDEX, dtype=xp.int64, device=device(root_slots))
+    parent = xp.full(root_slots.shape, Tree.ROOT_INDEX, dtype=xp.int64, device=device_of(root_slots))
     slot = root_slots
     if prior_visits == 0:  # the root children themselves are new
         return parent, slot
@@ -119,7 +118,7 @@ def _expand(tree: Tree, parent: Array, slot: Array, action: Array, first_node: i
     tree.raw_values[:, new] = xp.reshape(out.value, (num_roots, width))
     tree.node_rewards[:, new] = xp.reshape(out.reward, (num_roots, width))
     tree.parents[:, new] = parent
-    new_index = xp.arange(first_node, first_node + width, dtype=xp.int64, device=device(parent))
+    new_index = xp.arange(first_node, first_node + width, dtype=xp.int64, device=device_of(parent))
     # (parent, slot) pairs are distinct within a step: the walks are in disjoint subtrees.
     tree.children_index[b2, parent, slot] = xp.broadcast_to(new_index[None, :], parent.shape)
 
@@ -136,7 +135,7 @@ def _backward(tree: Tree, first_node: int, width: int, prior_visits: int, discou
     root = Tree.ROOT_INDEX
     new = slice(first_node, first_node + width)
     node = xp.broadcast_to(
-        xp.arange(first_node, first_node + width, dtype=xp.int64, device=device(tree.node_visits))[None, :],
+        xp.arange(first_node, first_node + width, dtype=xp.int64, device=device_of(tree.node_visits))[None, :],
         (num_roots, width),
     )
     value = tree.raw_values[:, new]  # G at the new leaf is its network value

@@ -23,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-from array_api_compat import device
 
-from ezm_training.search._arrays import Array, batch_index, clip, namespace
+from ezm_training.search._arrays import Array, batch_index, clip, device_of, namespace
 from ezm_training.search.types import RootOutput
 
 
@@ -85,7 +84,7 @@ def instantiate_tree(
     candidate_actions: [B, K, A]; children_per_node: D, the slots of an interior node.
     """
     xp = namespace(root.value)
-    dev = device(root.value)
+    dev = device_of(root.value)
     num_roots, num_candidates, action_dim = candidate_actions.shape
     num_nodes = num_simulations + 2  # root, one node per simulation, the sentinel
     num_slots = max(num_candidates, children_per_node)
