@@ -204,7 +204,7 @@ class Bundle:
                 if int8_errors is None:
                     allowed, rule = tolerance * (1.0 + np.abs(expected)), f"tolerance {tolerance:g}"
                 else:
-                    recorded = float(int8_errors.get(key, 0.0))
+                    recorded = float(int8_errors[key])
                     allowed = INT8_SELF_TEST_FACTOR * recorded + INT8_SELF_TEST_SLACK * (1.0 + np.abs(expected))
                     rule = (f"int8: the exporter measured {recorded:.3g} with onnxruntime "
                             f"{self.manifest.int8['onnxruntime']}, this is {ort.__version__}; this CPU's integer "

@@ -17,7 +17,6 @@ re-creating `arange(B)` index arrays. The helpers keep the arithmetic identical.
 from __future__ import annotations
 
 import functools
-import importlib
 import types
 from typing import Any
 
@@ -31,7 +30,7 @@ _NAMESPACES: dict[type, Any] = {}
 def namespace(x: Array) -> Any:
     """`array_namespace(x)`, cached by the array's type (the namespace depends on nothing else).
 
-    For numpy, the namespace's reductions are swapped for their ufuncs' (`_numpy_with_ufunc_reductions`);
+    For numpy, hot functions are swapped for numpy's own or its ufuncs' (`_numpy_with_native_functions`);
     for torch, its wrapped hot functions for torch's own (`_torch_with_native_functions`).
     """
     xp = _NAMESPACES.get(type(x))
@@ -54,8 +53,9 @@ def _numpy_with_native_functions(xp: types.ModuleType) -> types.SimpleNamespace:
     call on small arrays, the wrapped astype checks devices first (1 µs), and each compat wrapper of the
     others adds about 1 µs; a batch-1 search makes about 60 calls of each kind. Same results, bit for bit.
     """
+    import numpy  # only reached with a numpy array in hand
+
     fast = types.SimpleNamespace(**vars(xp))
-    numpy = importlib.import_module("numpy")
     if int(numpy.__version__.split(".")[0]) >= 2:
         for name in ("zeros", "zeros_like", "full", "arange", "asarray", "take_along_axis"):
             setattr(fast, name, getattr(numpy, name))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import operator
 
-
 from ezm_training.search._arrays import Array, device_of, namespace
 
 _MASK32 = 0xFFFFFFFF
