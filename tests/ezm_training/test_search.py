@@ -434,7 +434,7 @@ def test_fast_namespaces_keep_the_array_api_meaning():
     import array_api_compat.numpy as compat_np
     import array_api_compat.torch as compat_torch
 
-    from ezm_training.search._arrays import namespace
+    from ezm_training.search._arrays import device_of, namespace
 
     x = np.array([[1.0, -2.0, np.nan], [0.0, 3.0, -1.5]], np.float32)
     calls = [
@@ -449,6 +449,16 @@ def test_fast_namespaces_keep_the_array_api_meaning():
         for name, kwargs in calls:
             np.testing.assert_array_equal(np.asarray(getattr(fast, name)(array, **kwargs)),
                                           np.asarray(getattr(compat, name)(array, **kwargs)), err_msg=f"{name} {kwargs}")
+        dev = device_of(array)
+        index = fast.asarray([[1, 0], [2, 2]], dtype=fast.int64, device=dev)
+        for fast_result, compat_result in (
+                (fast.zeros((2, 3), dtype=fast.float32, device=dev), compat.zeros((2, 3), dtype=compat.float32, device=dev)),
+                (fast.zeros_like(array), compat.zeros_like(array)),
+                (fast.full((2,), 7, dtype=fast.int64, device=dev), compat.full((2,), 7, dtype=compat.int64, device=dev)),
+                (fast.arange(2, 9, dtype=fast.int64, device=dev), compat.arange(2, 9, dtype=compat.int64, device=dev)),
+                (fast.take_along_axis(array, index, axis=-1), compat.take_along_axis(array, index, axis=-1))):
+            assert fast_result.dtype == compat_result.dtype and tuple(fast_result.shape) == tuple(compat_result.shape)
+            np.testing.assert_array_equal(np.asarray(fast_result), np.asarray(compat_result))
         finite = fast.clip(array[:, :2], min=-1.0, max=2.0)
         converted = fast.astype(finite, fast.float64)
         assert converted.dtype == fast.float64 and converted is not finite
