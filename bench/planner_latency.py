@@ -53,12 +53,12 @@ def synthetic_bundle(name: str, work: Path) -> Path:
     from ezm_training.config import EZMConfig
     from ezm_training.export_onnx import export_bundle
     from ezm_training.networks import WorldModel
-    from ezm_training.trainer import ACTION_DIM, obs_dims
+    from ezm_training.envs import task_dims
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
     cfg = EZMConfig.from_preset(size="default", tasks=SYNTHETIC_TASKS, **SYNTHETIC[name])
-    model = WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM)
+    model = WorldModel(cfg, *task_dims(cfg.task_ids))
     counts = model.parameter_counts()
     recurrent = counts["dynamics"] + counts["reward"] + counts["value_policy"] + counts["task_embedding"]
     print(f"# exporting synthetic {name}: {counts['total'] / 1e6:.1f}M parameters, {recurrent / 1e6:.1f}M on the "

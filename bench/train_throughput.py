@@ -33,7 +33,8 @@ from ezm_training.learner import Learner
 from ezm_training.networks import WorldModel
 from ezm_training.reanalyze import Reanalyzer
 from ezm_training.replay import MultiTaskReplay
-from ezm_training.trainer import ACTION_DIM, obs_dims, train_step
+from ezm_training.envs import make_vector_env, task_dims
+from ezm_training.trainer import train_step
 
 
 class _ModelTimer:
@@ -95,13 +96,12 @@ def main() -> None:
                     start_transitions_per_task=0, precision="bf16" if device.type == "cuda" else "fp32")
     settings.update(item.split("=", 1) for item in args.overrides)  # key=value overrides win
     cfg = EZMConfig.from_preset(args.preset, size=args.size, **settings)
-    dims = obs_dims(cfg.task_ids)
-    learner = Learner(cfg, dims, ACTION_DIM, device)
-    replay = MultiTaskReplay(cfg, max(dims), ACTION_DIM)
-    from sim_bridge.multitask import MultiTaskVectorEnv
-
+    dims, action_dim = task_dims(cfg.task_ids)
+    learner = Learner(cfg, dims, action_dim, device)
+    replay = MultiTaskReplay(cfg, max(dims), action_dim)
     num_envs = cfg.envs_per_task * cfg.num_tasks
-    venv = MultiTaskVectorEnv([cfg.task_ids[i % cfg.num_tasks] for i in range(num_envs)], num_workers=args.workers)
+    venv = make_vector_env([cfg.task_ids[i % cfg.num_tasks] for i in range(num_envs)], action_repeat=cfg.action_repeat,
+                           num_workers=args.workers)
     collector = Collector(cfg, venv, device)
     try:
         collector.collect(learner.actor_model, 5)  # warm-up (first search call, worker caches)

@@ -52,6 +52,8 @@ BATCH_AXIS = "batch"  # the one dynamic axis of every graph input and output
 # them through unchanged. `widen_at_eval` (not a search argument) says whether deployment widens candidates.
 SEARCH_KEYS = ("num_simulations", "num_candidates", "num_policy_actions", "widen_std_factor", "num_top_actions",
                "children_per_node", "discount", "c_visit", "c_scale", "value_minmax_delta", "action_clip")
+# Knobs added later, with the value every bundle written before them used.
+OPTIONAL_SEARCH_KEYS = {"root_prior": "uniform"}
 
 
 class BundleError(ValueError):
@@ -210,6 +212,8 @@ class Manifest:
         missing = [key for key in SEARCH_KEYS + ("widen_at_eval",) if key not in self.search]
         if missing:
             problems.append(f"search lacks {', '.join(missing)}")
+        if self.search.get("root_prior", "uniform") not in ("uniform", "proposal"):
+            problems.append(f"search.root_prior must be 'uniform' or 'proposal', got {self.search['root_prior']!r}")
         for name in GRAPH_FILES + (INT8_GRAPH_FILES if self.int8 else ()):
             if name not in self.files:
                 problems.append(f"files does not list {name}")
@@ -218,7 +222,8 @@ class Manifest:
 
     def search_kwargs(self) -> dict[str, Any]:
         """The recorded settings as `gumbel_search` keyword arguments (widen not included)."""
-        return {key: self.search[key] for key in SEARCH_KEYS}
+        return {**{key: self.search[key] for key in SEARCH_KEYS},
+                **{key: self.search.get(key, default) for key, default in OPTIONAL_SEARCH_KEYS.items()}}
 
 
 def file_sha256(path) -> str:

@@ -95,14 +95,14 @@ def eval_main(argv: list[str] | None = None) -> int:
     from ezm_training import checkpoint as ckpt
     from ezm_training.evaluate import evaluate, format_table, write_results
     from ezm_training.networks import WorldModel
-    from ezm_training.trainer import ACTION_DIM, obs_dims
+    from ezm_training.envs import task_dims
 
     path = ckpt.latest_checkpoint(args.checkpoint)
     if path is None:
         parser.error(f"no complete checkpoint under {args.checkpoint}")
     cfg = EZMConfig.from_json((path / "config.json").read_text())
     state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
-    model = WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM)
+    model = WorldModel(cfg, *task_dims(cfg.task_ids))
     model.load_state_dict(state["learner"]["target_model" if args.model == "target" else "model"])
     results = evaluate(cfg, model, args.episodes, seed=args.seed, num_workers=args.workers)
     out_dir = args.out or path

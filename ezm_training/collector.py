@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from ezm_training.config import EZMConfig
-from ezm_training.model_search import search_batch, search_keys
+from ezm_training import diagnostics
+from ezm_training.model_search import search_from_root, search_keys
 from ezm_training.networks import WorldModel
 from ezm_training.replay import Segment
 
@@ -104,6 +105,8 @@ class Collector:
         self.long_episodes = False  # set by the trainer once training passes long_episodes_after
         self.recent_returns = [deque(maxlen=cfg.saturation_window) for _ in range(cfg.num_tasks)]
         self.timers = {"env": 0.0, "search": 0.0, "bookkeeping": 0.0}
+        self._stat_sums: dict[str, float] = {}  # diagnostics.search_stats summed over searches since `pop_stats`
+        self._stat_count = 0
         self._blocks = [_EpisodeBlocks(int(t), cfg.block_steps, cfg.unroll_steps + cfg.td_steps)
                         for t in self.env_task]
         self._returns = np.zeros(self.num_envs)
@@ -139,8 +142,11 @@ class Collector:
                 obs = torch.as_tensor(self._obs, dtype=torch.float32, device=self.device)
                 task = torch.as_tensor(self.env_task, device=self.device)
                 keys = search_keys(cfg.seed, self.num_envs, self.calls, device=self.device)
-                out = search_batch(model, obs, task, keys, cfg, widen=True)
+                initial = model.initial_inference(obs, task)
+                out = search_from_root(model, initial, task, keys, cfg, widen=True)
                 searched = out.action.float().cpu().numpy()
+                self._add_stats(diagnostics.search_stats(out, initial.policy_std, prefix="act", widened=True,
+                                                         num_policy_actions=cfg.num_policy_actions))
                 actions = np.where(warm[:, None], actions, searched)
             self.calls += 1
             actions = actions.astype(np.float32)
@@ -153,6 +159,19 @@ class Collector:
             self.timers["env"] += stepped_at - searched_at
             self.timers["bookkeeping"] += time.perf_counter() - stepped_at
         return result
+
+    def _add_stats(self, stats: dict[str, float]) -> None:
+        for name, value in stats.items():
+            self._stat_sums[name] = self._stat_sums.get(name, 0.0) + value
+        self._stat_count += 1
+
+    def pop_stats(self) -> dict[str, float]:
+        """Means of the acting searches' diagnostics since the last call (NaN before the first search)."""
+        names = ("act/chosen_widened", "act/saturated", "act/policy_std")
+        count = self._stat_count
+        stats = {name: self._stat_sums.get(name, 0.0) / count if count else float("nan") for name in names}
+        self._stat_sums, self._stat_count = {}, 0
+        return stats
 
     def _record(self, actions, next_obs, rewards, terminated, truncated, infos, result: CollectResult) -> None:
         to_reset = np.zeros(self.num_envs, dtype=bool)

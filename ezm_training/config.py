@@ -21,6 +21,7 @@ import difflib
 import functools
 import hashlib
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -86,10 +87,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-_ENV_ID = re.compile(r"[a-z0-9]+-[a-z0-9_]+-v[0-9]+")  # e.g. h1-sit_simple-v0
+# e.g. h1-sit_simple-v0 (sim_bridge), gym:InvertedPendulum-v5 (gymnasium), dmc:cartpole-swingup (ezm_training.envs)
+_ENV_ID = re.compile(r"[a-z0-9]+-[a-z0-9_]+-v[0-9]+|gym:[A-Za-z0-9_./:-]+-v[0-9]+|dmc:[a-z_]+-[a-z_]+")
 _PRECISIONS = ("fp32", "bf16", "fp16")
 _VALUE_TARGETS = ("nstep", "search", "mixed")
 _POLICY_TARGETS = ("chosen", "improved")
+_POLICY_STD_PARAMS = ("softplus", "tanh_log")
+_ROOT_PRIORS = ("uniform", "proposal")
 
 
 class ConfigError(ValueError):
@@ -109,6 +113,7 @@ class EZMConfig:
     saturation_min_return: float = 60.0  # ... and its min exceeds this return; [EZM] global_storage
     eval_episode_steps: int = 1000  # agent steps per eval episode; [EZM] HumanoidBench TimeLimit
     respect_terminations: bool = True  # terminations end episodes and are stored; choice: [EZM] ignores them
+    action_repeat: int = 1  # env steps per agent step, rewards summed; [EZM] n_skip 1 ([EZ2] DMC: 2)
 
     # --- model (MODEL_SIZES sets the first nine) ---
     latent_dim: int = 512  # L, width of the latent state; [EZM] hidden_shape
@@ -129,6 +134,13 @@ class EZMConfig:
     value_support_bins: int = 51
     obs_norm_prior_count: int = 1000  # pseudo-samples of N(0, 1) the obs normaliser starts from; [EZ2] RunningMeanStd
 
+    # --- policy distribution: a = tanh(u), u ~ N(mean, std); networks.py has the formulas ---
+    policy_std_param: str = "softplus"  # "softplus" ([EZ2], std 1.41 at init, unbounded) | "tanh_log" ([EZM]
+    #                                     "tdmpc2": log std squashed into [min, max]); choice: docs/design.md
+    policy_log_std_min: float = -10.0  # lower bound of log std under "tanh_log"; [EZM] [−10, 2]
+    policy_log_std_max: float = 2.0  # upper bound of log std under "tanh_log"; [EZM] 2
+    policy_std_init: float = 0.018316  # std at init under "tanh_log", inside the bounds; [EZM] e^−4 (x = 0)
+
     # --- search (sampled Gumbel search) ---
     num_simulations: int = 32  # N; [EZM] [EZ2] mcts.num_simulations
     num_sampled_actions: int = 16  # K root candidates; [EZM] num_sampled_actions
@@ -141,6 +153,8 @@ class EZMConfig:
     value_minmax_delta: float = 0.01  # minimum range of the min-max Q normalisation; [EZM] value_minmax_delta
     action_clip: float = 0.999  # candidates clipped to ±this before atanh; [EZ2] cy_mcts.py
     widen_at_eval: bool = False  # eval samples all K from π; choice: [EZM] cy_mcts.py widens at eval too
+    root_prior: str = "uniform"  # root logits: "uniform" (0, [EZ2] [EZM]) | "proposal": log π(a) − log q(a),
+    #                              q the mixture the candidates were drawn from (Sampled MuZero's correction)
 
     # --- replay (one buffer per task, [EZM] ind_exp_rp) ---
     transitions_per_task: int = 1_000_000  # env steps stored per task; [EZM] total_transitions comment "1M for h1-*"
@@ -216,7 +230,7 @@ class EZMConfig:
         for name in _field_types():
             value = getattr(self, name)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if numeric and value < 0 and not name.endswith("_support_min"):
+            if numeric and value < 0 and not name.endswith(("_support_min", "_log_std_min", "_log_std_max")):
                 raise ConfigError(f"{name} must be >= 0, got {value}")
         self.task_ids  # resolves the task set, raises on an unknown name
         self.reward_support, self.value_support  # validate ranges and bins
@@ -226,12 +240,21 @@ class EZMConfig:
             raise ConfigError(f"value_target must be one of {_VALUE_TARGETS}, got {self.value_target!r}")
         if self.policy_target not in _POLICY_TARGETS:
             raise ConfigError(f"policy_target must be one of {_POLICY_TARGETS}, got {self.policy_target!r}")
+        if self.policy_std_param not in _POLICY_STD_PARAMS:
+            raise ConfigError(f"policy_std_param must be one of {_POLICY_STD_PARAMS}, got {self.policy_std_param!r}")
+        if self.root_prior not in _ROOT_PRIORS:
+            raise ConfigError(f"root_prior must be one of {_ROOT_PRIORS}, got {self.root_prior!r}")
+        if not self.policy_log_std_min < self.policy_log_std_max:
+            raise ConfigError("need policy_log_std_min < policy_log_std_max")
+        if not math.exp(self.policy_log_std_min) < self.policy_std_init < math.exp(self.policy_log_std_max):
+            raise ConfigError(f"policy_std_init {self.policy_std_init} must lie strictly inside "
+                              f"(e^{self.policy_log_std_min}, e^{self.policy_log_std_max})")
         if not 0 < self.num_policy_actions <= self.num_sampled_actions:
             raise ConfigError("need 0 < num_policy_actions <= num_sampled_actions")
         if not 0 < self.num_top_actions <= self.num_sampled_actions:
             raise ConfigError("need 0 < num_top_actions <= num_sampled_actions")
-        if self.value_heads < 1 or self.unroll_steps < 1 or self.td_steps < 1:
-            raise ConfigError("value_heads, unroll_steps and td_steps must be >= 1")
+        if self.value_heads < 1 or self.unroll_steps < 1 or self.td_steps < 1 or self.action_repeat < 1:
+            raise ConfigError("value_heads, unroll_steps, td_steps and action_repeat must be >= 1")
         if self.batch_size < self.num_tasks:
             raise ConfigError(f"batch_size {self.batch_size} is smaller than the {self.num_tasks} tasks")
 
@@ -247,7 +270,8 @@ class EZMConfig:
                     num_policy_actions=self.num_policy_actions, widen_std_factor=self.widen_std_factor,
                     num_top_actions=self.num_top_actions, children_per_node=self.children_per_node,
                     discount=self.discount, c_visit=self.c_visit, c_scale=self.c_scale,
-                    value_minmax_delta=self.value_minmax_delta, action_clip=self.action_clip)
+                    value_minmax_delta=self.value_minmax_delta, action_clip=self.action_clip,
+                    root_prior=self.root_prior)
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -257,7 +281,7 @@ class EZMConfig:
         ids = tuple(part.strip() for part in self.tasks.split(",") if part.strip())
         if not ids or not all(_ENV_ID.fullmatch(task) for task in ids):
             raise ConfigError(f"tasks={self.tasks!r} is not a task set ({_suggest(self.tasks, TASK_SETS)}) "
-                              "nor comma-separated env ids like h1-walk-v0")
+                              "nor comma-separated env ids like h1-walk-v0, gym:Pendulum-v1 or dmc:walker-walk")
         return ids
 
     @property
@@ -363,6 +387,8 @@ class EZMConfig:
     @classmethod
     def from_json(cls, text: str) -> EZMConfig:
         values = json.loads(text)
+        # Runs saved before the policy parameterisation was a field used EZ V2's softplus std.
+        values.setdefault("policy_std_param", "softplus")
         return cls(**{key: cls._coerce(key, value) for key, value in values.items()})
 
     def hash(self) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ezm_training.reference_results import EZM_SOURCE, ezm_points, success_bar
+from ezm_training.reference_results import EZM_SOURCE, TDMPC2_100K, TDMPC2_SOURCE, ezm_points, success_bar
 
 _SMOOTH_EPISODES = 10  # moving-average window of the training returns
 _ZOOM_BELOW = 0.5  # zoom to our data while it ends before half the first published point
@@ -66,14 +66,19 @@ def plot_curves(run_dir: Path, task_ids: tuple[str, ...]) -> list[Path]:
             ax.plot([], [], "s", color="tab:green", label=EZM_SOURCE)
         if zoomed:
             ax.set_xlim(0, ours_max * 1.05)
-        ax.axhline(success_bar(env_id), color="black", ls="--", lw=1, label="HumanoidBench success bar")
+        if np.isfinite(success_bar(env_id)):
+            ax.axhline(success_bar(env_id), color="black", ls="--", lw=1, label="HumanoidBench success bar")
+        if env_id in TDMPC2_100K:
+            anchor = TDMPC2_100K[env_id]
+            ax.errorbar(anchor.steps, anchor.mean, yerr=anchor.std, fmt="D", color="tab:red", capsize=3,
+                        label=TDMPC2_SOURCE)
         ax.set_xlabel("env steps of this task")
         ax.set_ylabel("episode return")
         ax.set_title(env_id)
         ax.legend(fontsize=7, loc="center right")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        path = out_dir / f"{env_id}.png"
+        path = out_dir / f"{env_id.replace(':', '_')}.png"
         tmp = path.with_suffix(".tmp.png")
         fig.savefig(tmp, dpi=100)
         plt.close(fig)

@@ -43,7 +43,7 @@ class TaskResult:
 def evaluate(cfg: EZMConfig, model: WorldModel, episodes_per_task: int, *, seed: int, num_workers: int | None = None,
              device: torch.device | str = "cpu") -> list[TaskResult]:
     """Run episodes_per_task episodes of every task at once (one env each), eval_episode_steps long at most."""
-    from sim_bridge.multitask import MultiTaskVectorEnv
+    from ezm_training.envs import make_vector_env
 
     env_ids = [env_id for env_id in cfg.task_ids for _ in range(episodes_per_task)]
     env_task = np.repeat(np.arange(cfg.num_tasks), episodes_per_task)
@@ -51,7 +51,7 @@ def evaluate(cfg: EZMConfig, model: WorldModel, episodes_per_task: int, *, seed:
     returns = np.zeros(len(env_ids))
     lengths = np.zeros(len(env_ids), dtype=np.int64)
     done = np.zeros(len(env_ids), dtype=bool)
-    with MultiTaskVectorEnv(env_ids, num_workers=num_workers) as venv:
+    with make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=num_workers) as venv:
         obs, _, _ = venv.reset(seed=seed)
         task = torch.as_tensor(env_task, device=device)
         for step in range(cfg.eval_episode_steps):
@@ -98,11 +98,12 @@ def record_video(cfg: EZMConfig, model: WorldModel, env_id: str, path: Path, *, 
     """One eval episode of env_id rendered to an mp4. Returns None, or the reason it was skipped."""
     import imageio.v2 as imageio
 
-    import sim_bridge
+    from ezm_training.envs import make_env
 
     task = torch.tensor([cfg.task_ids.index(env_id)], device=device)
     try:
-        env = sim_bridge.make(env_id, render_mode="rgb_array", width=VIDEO_SIZE_PX, height=VIDEO_SIZE_PX)
+        env = make_env(env_id, cfg.action_repeat, render_mode="rgb_array", width=VIDEO_SIZE_PX,
+                       height=VIDEO_SIZE_PX)
         obs, _ = env.reset(seed=seed)
         frames = [env.render()]
     except RuntimeError as error:  # no OpenGL context (sim_bridge.rendering explains the fix)
@@ -114,12 +115,14 @@ def record_video(cfg: EZMConfig, model: WorldModel, env_id: str, path: Path, *, 
             out = search_batch(model, torch.as_tensor(padded[None], device=device), task,
                                search_keys(seed + _EVAL_KEY_OFFSET, 1, step, device=device), cfg,
                                widen=cfg.widen_at_eval)
-            obs, _, terminated, truncated, _ = env.step(out.action[0].float().cpu().numpy())
+            own_action = out.action[0, : env.action_space.shape[0]]  # the task's own dims of the padded action
+            obs, _, terminated, truncated, _ = env.step(own_action.float().cpu().numpy())
             frames.append(env.render())
             if terminated or truncated:
                 break
     finally:
         env.close()
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, frames, fps=int(round(1.0 / env.unwrapped.dt)))
+    fps = 1.0 / env.unwrapped.dt if hasattr(env.unwrapped, "dt") else env.metadata.get("render_fps", 30)
+    imageio.mimsave(path, frames, fps=int(round(fps * (1.0 / cfg.action_repeat if cfg.action_repeat > 1 else 1.0))))
     return None

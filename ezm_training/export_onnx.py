@@ -462,14 +462,14 @@ def load_checkpoint_model(path: str | Path, weights: str = "target"):
     ckpt_* dir (ezm_training.checkpoint's layout). weights: "target" (the EMA weights the actors and the
     evaluation use) or "online"."""
     from ezm_training import checkpoint as ckpt
-    from ezm_training.trainer import ACTION_DIM, obs_dims
+    from ezm_training.envs import task_dims
 
     found = ckpt.latest_checkpoint(Path(path))
     if found is None:
         raise ExportError(f"no complete checkpoint under {path}")
     cfg = EZMConfig.from_json((found / "config.json").read_text())
     state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
-    model = WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM)
+    model = WorldModel(cfg, *task_dims(cfg.task_ids))
     model.load_state_dict(state["learner"]["target_model" if weights == "target" else "model"])
     return model, cfg, found, int(state["learner"]["step"]), int(state.get("env_steps", 0))
 

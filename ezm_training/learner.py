@@ -31,7 +31,7 @@ import logging
 import numpy as np
 import torch
 
-from ezm_training import losses
+from ezm_training import diagnostics, losses
 from ezm_training.config import EZMConfig
 from ezm_training.networks import WorldModel
 from ezm_training.targets import Targets
@@ -111,10 +111,12 @@ class Learner:
         grad_norm = torch.tensor(float("nan"))
         if not skipped:
             loss.backward()
+            stats.update(diagnostics.gradient_norms(self.model))  # per part, before the global clip
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip_norm)
             skipped = not torch.isfinite(grad_norm)
         if skipped:
             self.optimizer.zero_grad(set_to_none=True)
+            stats.update(diagnostics.gradient_norms(self.model))  # zeros: the step applied no gradient
             self.skipped_steps += 1
             log.warning("step %d: non-finite loss or gradient (loss %s, grad norm %s); step skipped (%d so far)",
                         self.step, float(loss.detach()), float(grad_norm), self.skipped_steps)

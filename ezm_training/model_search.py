@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ezm_training.config import EZMConfig
-from ezm_training.networks import WorldModel
+from ezm_training.networks import InitialInference, WorldModel
 from ezm_training.search import RecurrentOutput, RootOutput, SearchOutput, fold_in, gumbel_search, root_keys
 
 
@@ -37,7 +37,13 @@ def search_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, keys:
     widen: True for acting and reanalysis (K − P candidates with std × 3); False at evaluation unless
     cfg.widen_at_eval. The model must be in eval mode or row-independent (it is: LayerNorm only).
     """
-    initial = model.initial_inference(obs.float(), task)
+    return search_from_root(model, model.initial_inference(obs.float(), task), task, keys, cfg, widen=widen)
+
+
+@torch.no_grad()
+def search_from_root(model: WorldModel, initial: InitialInference, task: torch.Tensor, keys: torch.Tensor,
+                     cfg: EZMConfig, *, widen: bool = True) -> SearchOutput:
+    """`search_batch` from an initial inference the caller already has (and keeps, e.g. for its policy std)."""
     task_column = task.to(initial.latent.dtype).unsqueeze(-1)
 
     def recurrent_fn(latent: torch.Tensor, action: torch.Tensor) -> RecurrentOutput:

@@ -24,6 +24,7 @@ Shapes: B batch, D padded obs dim, A action dim, L latent, E task embedding, H v
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Sequence
 
 import torch
@@ -32,10 +33,16 @@ import torch.nn.functional as F
 
 from ezm_training.config import EZMConfig
 
-# EZ V2's squashed-Gaussian head ([EZ2] ez/agents/models/__init__.py, ValuePolicyNetwork): the last
-# layer starts at zero, so the initial policy is mean 0, std softplus(1) + 0.1 ≈ 1.41.
+# The squashed-Gaussian head's last layer starts at zero, so the initial policy is mean 0 and the std
+# its parameterisation gives at x = 0 (EZMConfig.policy_std_param):
+#   "softplus"  EZ V2 ([EZ2] ez/agents/models/__init__.py, ValuePolicyNetwork): std = softplus(x + 1) + 0.1,
+#               1.41 at init, unbounded above;
+#   "tanh_log"  TD-MPC2 / EZ-M ([EZM] "tdmpc2" policy): log std = lo + (hi − lo)·(tanh(x + b) + 1)/2 with
+#               [lo, hi] = [policy_log_std_min, policy_log_std_max] and b set so that std = policy_std_init
+#               at x = 0 (EZ-M: [−10, 2], b = 0, std e^−4). A bounded std is what keeps the search from
+#               widening the policy without limit (docs/design.md, "The policy-std loop").
 POLICY_MEAN_BOUND = 5.0  # mean = 5·tanh(x/5), a soft clamp of the pre-tanh mean
-POLICY_STD_SHIFT = 1.0  # std = softplus(x + 1) + 0.1
+POLICY_STD_SHIFT = 1.0  # "softplus": std = softplus(x + 1) + 0.1
 POLICY_MIN_STD = 0.1
 OBS_NORM_EPS = 1e-5  # added to the variance before the square root; [EZ2] layer.py RunningMeanStd
 
@@ -46,7 +53,7 @@ class InitialInference(NamedTuple):
     latent: torch.Tensor  # [B, L]
     value: torch.Tensor  # [B] decoded, ensemble reduced by `decode_value`
     policy_mean: torch.Tensor  # [B, A] pre-tanh Gaussian mean
-    policy_std: torch.Tensor  # [B, A] pre-tanh Gaussian std (>= POLICY_MIN_STD)
+    policy_std: torch.Tensor  # [B, A] pre-tanh Gaussian std (within the bounds of cfg.policy_std_param)
     value_logits: torch.Tensor  # [H, B, S] for the losses
 
 
@@ -108,6 +115,13 @@ def pair_min_weights(heads: int) -> torch.Tensor:
     if heads == 1:
         return torch.ones(1)
     return torch.tensor([2.0 * (heads - 1 - k) / (heads * (heads - 1)) for k in range(heads)])
+
+
+def tanh_log_std_shift(cfg: EZMConfig) -> float:
+    """b of the "tanh_log" std such that std(x = 0) = cfg.policy_std_init: atanh(2u − 1), u its place in [lo, hi]."""
+    low, high = cfg.policy_log_std_min, cfg.policy_log_std_max
+    unit = (math.log(cfg.policy_std_init) - low) / (high - low)
+    return math.atanh(2.0 * unit - 1.0)
 
 
 def _cat(*parts: torch.Tensor | None) -> torch.Tensor:
@@ -234,6 +248,9 @@ class _ValuePolicy(nn.Module):
         self.values = nn.ModuleList(mlp(width, cfg.head_dims, cfg.value_support_bins) for _ in range(cfg.value_heads))
         self.policy = mlp(width, cfg.head_dims, 2 * action_dim, zero_last=True)
         self.register_buffer("pair_min_weights", pair_min_weights(cfg.value_heads), persistent=False)
+        self.std_param = cfg.policy_std_param
+        self.log_std_min, self.log_std_max = cfg.policy_log_std_min, cfg.policy_log_std_max
+        self.std_shift = tanh_log_std_shift(cfg) if cfg.policy_std_param == "tanh_log" else POLICY_STD_SHIFT
 
     def trunk_features(self, latent, e):
         return self.trunk(_cat(latent, e))
@@ -244,8 +261,10 @@ class _ValuePolicy(nn.Module):
     def policy_params(self, features):
         mean_raw, std_raw = self.policy(features).chunk(2, dim=-1)
         mean = POLICY_MEAN_BOUND * torch.tanh(mean_raw / POLICY_MEAN_BOUND)
-        std = F.softplus(std_raw + POLICY_STD_SHIFT) + POLICY_MIN_STD
-        return mean, std
+        if self.std_param == "softplus":
+            return mean, F.softplus(std_raw + self.std_shift) + POLICY_MIN_STD
+        unit = 0.5 * (torch.tanh(std_raw + self.std_shift) + 1.0)
+        return mean, torch.exp(self.log_std_min + (self.log_std_max - self.log_std_min) * unit)
 
 
 class WorldModel(nn.Module):

@@ -17,7 +17,8 @@ import torch
 
 from ezm_training import targets as targets_lib
 from ezm_training.config import EZMConfig
-from ezm_training.model_search import search_batch, search_keys
+from ezm_training import diagnostics
+from ezm_training.model_search import search_from_root, search_keys
 from ezm_training.networks import WorldModel
 from ezm_training.replay import Batch
 
@@ -44,6 +45,7 @@ class Reanalyzer:
 
     def __init__(self, cfg: EZMConfig):
         self.cfg = cfg
+        self.last_stats: dict[str, float] = {}  # diagnostics of the last call (the policy targets, the model)
 
     @torch.no_grad()
     def __call__(self, data: dict[str, torch.Tensor], model: WorldModel, step: int) -> targets_lib.Targets:
@@ -52,15 +54,25 @@ class Reanalyzer:
         obs, task, available = data["obs"], data["task"], data["available"]
         batch, window, obs_dim = obs.shape
 
-        # Bootstrap values at every observation of the window: [B, U+n+1].
+        # Bootstrap values at every observation of the window: [B, U+n+1]; the first U+1 are the search roots.
         flat_task = task[:, None].expand(batch, window).reshape(-1)
-        values = model.initial_inference(obs.reshape(-1, obs_dim), flat_task).value.reshape(batch, window)
+        initial = model.initial_inference(obs.reshape(-1, obs_dim), flat_task)
+        values = initial.value.reshape(batch, window)
 
         # Search at the U+1 unroll states: [B·(U+1)] roots.
-        states = obs[:, : unroll + 1].reshape(-1, obs_dim)
-        state_task = task[:, None].expand(batch, unroll + 1).reshape(-1)
-        keys = search_keys(cfg.seed + _REANALYZE_KEY_OFFSET, states.shape[0], step, device=obs.device)
-        out = search_batch(model, states, state_task, keys, cfg, widen=True)
+        roots = torch.arange(batch * window, device=obs.device).reshape(batch, window)[:, : unroll + 1].reshape(-1)
+        root = initial._replace(latent=initial.latent[roots], value=initial.value[roots],
+                                policy_mean=initial.policy_mean[roots], policy_std=initial.policy_std[roots],
+                                value_logits=initial.value_logits[:, roots])
+        state_task = flat_task[roots]
+        keys = search_keys(cfg.seed + _REANALYZE_KEY_OFFSET, roots.shape[0], step, device=obs.device)
+        out = search_from_root(model, root, state_task, keys, cfg, widen=True)
+        self.last_stats = {
+            **diagnostics.search_stats(out, root.policy_std, prefix="target", widened=True,
+                                       num_policy_actions=cfg.num_policy_actions),
+            **diagnostics.action_sensitivity(model, obs[:, 0], task, out.candidate_actions.reshape(
+                batch, unroll + 1, cfg.num_sampled_actions, -1)[:, 0], out.q_values.reshape(batch, unroll + 1, -1)[:, 0]),
+        }
 
         value_mask, policy_mask, reward_mask = targets_lib.window_masks(available, unroll)
         nstep = targets_lib.nstep_values(data["rewards"], values, available, data["terminated"],

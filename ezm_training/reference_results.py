@@ -49,8 +49,21 @@ def ezm_points(env_id: str) -> tuple[ReferencePoint, ...]:
     return EZM_H1.get(task_name(env_id), ()) if env_id.startswith("h1-") else ()
 
 
+# TD-MPC2 on DMC at 100k env steps (action repeat 2), mean of 3 seeds: nicklashansen/tdmpc2
+# results/cartpole-swingup.csv (790, 868, 860) and results/walker-walk.csv (948, 967, 971), mean ± sample std, via
+# /work/shared/reference/ezm.md §3. The fast benchmarks' anchors (bench/learning.py).
+TDMPC2_SOURCE = "TD-MPC2 @100k env steps (tdmpc2 results/*.csv, 3 seeds)"
+TDMPC2_100K: dict[str, ReferencePoint] = {
+    "dmc:cartpole-swingup": ReferencePoint(100_000, 839.3, 42.9),
+    "dmc:walker-walk": ReferencePoint(100_000, 962.0, 12.3),
+}
+
+
 def success_bar(env_id: str) -> float:
-    """HumanoidBench's success threshold on the episode return, from sim_bridge's task definition."""
+    """HumanoidBench's success threshold on the episode return, from sim_bridge's task definition;
+    NaN for tasks outside HumanoidBench (gym:, dmc:), which have none."""
+    if not env_id.startswith("h1-"):
+        return float("nan")
     from sim_bridge import registry
 
     return float(registry.make_task(env_id).success_bar)

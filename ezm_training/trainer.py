@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ezm_training import checkpoint as ckpt
+from ezm_training import envs
 from ezm_training.collector import Collector
 from ezm_training.config import EZMConfig
 from ezm_training.curves import plot_curves
@@ -41,7 +42,6 @@ from ezm_training.replay import MultiTaskReplay
 
 log = logging.getLogger(__name__)
 
-ACTION_DIM = 19  # every H1 task (sim_bridge MultiTaskVectorEnv.single_action_space)
 # Vector-env steps per collect call while topping up: amortises the call overhead; small next to a block
 # (100) so pacing overshoots by at most this many steps per env.
 COLLECT_CHUNK_STEPS = 25
@@ -68,12 +68,6 @@ def train_step(learner: Learner, replay: MultiTaskReplay, reanalyzer: Reanalyzer
                           ("update", updated - reanalysed), ("data", time.perf_counter() - updated)):
         timers[name] = timers.get(name, 0.0) + seconds
     return stats
-
-
-def obs_dims(task_ids) -> list[int]:
-    from sim_bridge.multitask import observation_size
-
-    return [observation_size(env_id) for env_id in task_ids]
 
 
 class _CsvLog:
@@ -108,9 +102,9 @@ class Trainer:
             log.warning("device %s is not available; training on %s", cfg.device, self.device)
         self.num_workers = num_workers
         self.progress = progress
-        dims = obs_dims(cfg.task_ids)
-        self.learner = Learner(cfg, dims, ACTION_DIM, self.device)
-        self.replay = MultiTaskReplay(cfg, max(dims), ACTION_DIM)
+        dims, action_dim = envs.task_dims(cfg.task_ids)
+        self.learner = Learner(cfg, dims, action_dim, self.device)
+        self.replay = MultiTaskReplay(cfg, max(dims), action_dim)
         self.reanalyzer = Reanalyzer(cfg)
         self.rng = np.random.default_rng(cfg.seed)
         self.timers: dict[str, float] = {}
@@ -142,12 +136,10 @@ class Trainer:
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def _make_collector(self, state: dict | None) -> Collector:
-        from sim_bridge.multitask import MultiTaskVectorEnv
-
         cfg = self.cfg
         num_envs = cfg.num_actors * cfg.envs_per_task * cfg.num_tasks
         env_ids = [cfg.task_ids[i % cfg.num_tasks] for i in range(num_envs)]
-        venv = MultiTaskVectorEnv(env_ids, num_workers=self.num_workers)
+        venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=self.num_workers)
         # A resumed run starts fresh episodes with new seeds, never replaying the first run's.
         collector = Collector(cfg.replace(seed=cfg.seed + 1_000 * self.resume_count), venv, self.device)
         if state is not None:
@@ -232,16 +224,21 @@ class Trainer:
                 env_id = self.cfg.task_ids[episode.task]
                 self.last_returns[env_id] = episode.ret
                 self.episode_log.write({"step": self.learner.step, "env_id": env_id,
-                                        "task_env_steps": int(self.collector.transitions[episode.task]),
+                                        "task_env_steps": self.task_env_steps(episode.task),
                                         "return": round(episode.ret, 3), "length": episode.length,
                                         "terminated": int(episode.terminated)})
                 if self.writer is not None:
-                    self.writer.add_scalar(f"train_return/{env_id}", episode.ret, self.collector.transitions[episode.task])
+                    self.writer.add_scalar(f"train_return/{env_id}", episode.ret, self.task_env_steps(episode.task))
         self.timers["collect"] = self.timers.get("collect", 0.0) + time.perf_counter() - start
+
+    def task_env_steps(self, task: int) -> int:
+        """Env steps of a task so far: agent steps × action_repeat (the x-axis of TD-MPC2's and EZ's curves)."""
+        return int(self.collector.transitions[task]) * self.cfg.action_repeat
 
     def _log(self, stats: dict, rates: dict) -> None:
         row = {"step": self.learner.step, "env_steps": self.env_steps, **rates,
                **{k: v for k, v in stats.items() if k != "priorities"},
+               **self.reanalyzer.last_stats, **self.collector.pop_stats(),
                **{f"time/{k}": round(v, 3) for k, v in sorted(self.timers.items())},
                **{f"time/collector_{k}": round(v, 3) for k, v in sorted(self.collector.timers.items())},
                **{f"env_steps/{env_id}": int(n) for env_id, n in zip(self.cfg.task_ids, self.collector.transitions)}}
@@ -266,7 +263,7 @@ class Trainer:
         results = evaluate(cfg, model, cfg.eval_episodes_per_task, seed=cfg.seed + 10_000 + step,
                            num_workers=self.num_workers, device=self.device)
         for result in results:
-            task_steps = int(self.collector.transitions[cfg.task_ids.index(result.env_id)])
+            task_steps = self.task_env_steps(cfg.task_ids.index(result.env_id))
             self.eval_log.write({"step": step, "task_env_steps": task_steps, **asdict(result)})
             if self.writer is not None:
                 self.writer.add_scalar(f"eval_return/{result.env_id}", result.mean_return, task_steps)

@@ -14,7 +14,7 @@ from ezm_ros.manifest import MANIFEST_FILE
 from ezm_training.config import EZMConfig
 from ezm_training.export_onnx import export_bundle
 from ezm_training.networks import WorldModel
-from ezm_training.trainer import ACTION_DIM, obs_dims
+from ezm_training.envs import task_dims
 
 #: All 14 HumanoidBench h1 tasks, so every task can be commanded.
 DEFAULT_TASKS = "h1-all14"
@@ -32,7 +32,7 @@ def export_untrained_bundle(out_dir: Path, tasks: str = DEFAULT_TASKS) -> Path:
         return out_dir
     torch.manual_seed(_SEED)
     cfg = EZMConfig.from_preset("smoke", size="tiny", tasks=tasks)
-    model = WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM)
+    model = WorldModel(cfg, *task_dims(cfg.task_ids))
     export_bundle(model, cfg, out_dir, env_steps=0, training_steps=0, checkpoint="untrained (random weights)",
                   overwrite=True)
     return out_dir

@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium
@@ -56,6 +56,19 @@ def observation_size(env_id: str) -> int:
         env.close()
 
 
+def _space_sizes(make_env: EnvFactory, env_id: str) -> tuple[int, int]:
+    """(observation size, action dim) of one instance of env_id; flat Box spaces only."""
+    env = make_env(env_id)
+    try:
+        obs_space, action_space = env.observation_space, env.action_space
+        if len(obs_space.shape) != 1 or not isinstance(action_space, gymnasium.spaces.Box) \
+                or len(action_space.shape) != 1:
+            raise ValueError(f"{env_id}: need a flat Box observation and action, got {obs_space} and {action_space}")
+        return int(obs_space.shape[0]), int(action_space.shape[0])
+    finally:
+        env.close()
+
+
 class PadObservation(gymnasium.ObservationWrapper[np.ndarray, np.ndarray, np.ndarray]):
     """Zero-pads a flat float64 observation to `size` entries (the real ones come first)."""
 
@@ -73,13 +86,28 @@ class PadObservation(gymnasium.ObservationWrapper[np.ndarray, np.ndarray, np.nda
         return padded
 
 
+EnvFactory = Callable[[str], gymnasium.Env]
+"""`make_env(env_id) -> env`: a flat-Box-observation, Box-action env whose actions are in [-1, 1]."""
+
+
+def make_h1(env_id: str, collision: str = COLLISION_HUMANOIDBENCH) -> gymnasium.Env:
+    """The default factory: a HumanoidBench task of this package (module level, so it pickles)."""
+    from sim_bridge import make  # in the worker process
+
+    return make(env_id, collision=collision)
+
+
 class _EnvGroup:
-    """The envs one worker hosts, stepped in turn, with same-step autoreset."""
+    """The envs one worker hosts, stepped in turn, with same-step autoreset.
 
-    def __init__(self, env_ids: Sequence[str], size: int, collision: str) -> None:
-        from sim_bridge import make  # in the worker process
+    Actions arrive padded to the largest action dim of the vector env; each env takes its first
+    `action_dims[i]` entries (EZ-M's action mask: [EZM] sends `action[:n]` to the env).
+    """
 
-        self.envs = [PadObservation(make(env_id, collision=collision), size) for env_id in env_ids]
+    def __init__(self, env_ids: Sequence[str], size: int, make_env: EnvFactory,
+                 action_dims: Sequence[int] | None = None) -> None:
+        self.envs = [PadObservation(make_env(env_id), size) for env_id in env_ids]
+        self.action_dims = list(action_dims) if action_dims is not None else [None] * len(self.envs)
 
     def reset(self, seeds: Sequence[int | None]) -> np.ndarray:
         return np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)])
@@ -98,7 +126,7 @@ class _EnvGroup:
         truncated = np.empty(n, dtype=bool)
         infos = []
         for i, (env, action) in enumerate(zip(self.envs, actions)):
-            obs[i], rewards[i], terminated[i], truncated[i], info = env.step(action)
+            obs[i], rewards[i], terminated[i], truncated[i], info = env.step(action[: self.action_dims[i]])
             if terminated[i] or truncated[i]:
                 info = {**info, "final_obs": obs[i].copy()}
                 obs[i], _ = env.reset()
@@ -126,7 +154,7 @@ def _die_with_parent() -> None:
 
 
 def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence[str], size: int,
-            collision: str) -> None:
+            make_env: EnvFactory, action_dims: Sequence[int]) -> None:
     """Serve ("reset", seeds), ("step", actions), ("reset_some", [(index, seed)]) and ("close", None) for one
     `_EnvGroup`."""
     _die_with_parent()
@@ -135,7 +163,7 @@ def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     group = None
     try:
-        group = _EnvGroup(env_ids, size, collision)
+        group = _EnvGroup(env_ids, size, make_env, action_dims)
         connection.send(("ok", None))
         while True:
             command, payload = connection.recv()
@@ -157,11 +185,15 @@ class MultiTaskVectorEnv:
     """N envs (ids may repeat) in `num_workers` processes; see the module docstring for the API.
 
     Args:
-      env_ids: env ids from `sim_bridge.TASK_IDS`, one per env.
-      collision: collision variant for every env.
+      env_ids: env ids from `sim_bridge.TASK_IDS`, one per env (any ids `make_env` knows, with `make_env`).
+      collision: collision variant for every env (HumanoidBench tasks only).
       num_workers: worker processes; default one per CPU core (at most N). 0 runs every env in this
         process (same results; for debugging and tests).
       context: multiprocessing start method (None: the platform default; fork on Linux).
+      make_env: a factory for other envs than this package's HumanoidBench tasks (gymnasium's own, the
+        DeepMind Control Suite: ezm_training.envs). Observation sizes and action dims are read from one
+        instance of each id; actions are padded to the largest action dim, `task_index` is the position of
+        the id among the distinct ids of `env_ids`.
     """
 
     def __init__(
@@ -171,22 +203,36 @@ class MultiTaskVectorEnv:
         collision: str = COLLISION_HUMANOIDBENCH,
         num_workers: int | None = None,
         context: str | None = None,
+        make_env: EnvFactory | None = None,
     ) -> None:
         if not env_ids:
             raise ValueError("need at least one env id")
-        for env_id in env_ids:
-            registry.parse_env_id(env_id)
         self.env_ids: tuple[str, ...] = tuple(env_ids)
-        sizes = np.array([observation_size(env_id) for env_id in self.env_ids])
+        if make_env is None:
+            for env_id in env_ids:
+                registry.parse_env_id(env_id)
+            make_env = functools.partial(make_h1, collision=collision)
+            sizes = np.array([observation_size(env_id) for env_id in self.env_ids])
+            action_dims = np.full(self.num_envs, 19)  # every H1 task: 19 joint targets
+            #: (N,) index of each env's task in `sim_bridge.TASK_IDS`.
+            self.task_index = np.array([registry.TASK_IDS.index(env_id) for env_id in self.env_ids], dtype=np.int64)
+        else:
+            distinct = list(dict.fromkeys(self.env_ids))
+            shapes = {env_id: _space_sizes(make_env, env_id) for env_id in distinct}
+            sizes = np.array([shapes[env_id][0] for env_id in self.env_ids])
+            action_dims = np.array([shapes[env_id][1] for env_id in self.env_ids])
+            self.task_index = np.array([distinct.index(env_id) for env_id in self.env_ids], dtype=np.int64)
+        self.task_index.setflags(write=False)
         self.obs_size = int(sizes.max())
         #: (N, D) True where the observation entry is real, False where it is padding.
         self.obs_mask = np.arange(self.obs_size)[None, :] < sizes[:, None]
         self.obs_mask.setflags(write=False)
-        #: (N,) index of each env's task in `sim_bridge.TASK_IDS`.
-        self.task_index = np.array([registry.TASK_IDS.index(env_id) for env_id in self.env_ids], dtype=np.int64)
-        self.task_index.setflags(write=False)
-        self.single_action_space = gymnasium.spaces.Box(-1.0, 1.0, shape=(19,), dtype=np.float32)
-        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, shape=(self.num_envs, 19), dtype=np.float32)
+        #: (N,) each env's own action dim; actions are (N, max of these), an env takes its first entries.
+        self.action_dims = action_dims.astype(np.int64)
+        self.action_dims.setflags(write=False)
+        action_size = int(action_dims.max())
+        self.single_action_space = gymnasium.spaces.Box(-1.0, 1.0, shape=(action_size,), dtype=np.float32)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, shape=(self.num_envs, action_size), dtype=np.float32)
 
         workers = min(self.num_envs, os.cpu_count() or 1) if num_workers is None else num_workers
         if workers < 0:
@@ -198,12 +244,13 @@ class MultiTaskVectorEnv:
         self._connections: list[multiprocessing.connection.Connection] = []
         self._processes: list[multiprocessing.process.BaseProcess] = []
         if workers == 0:
-            self._local = _EnvGroup(self.env_ids, self.obs_size, collision)
+            self._local = _EnvGroup(self.env_ids, self.obs_size, make_env, self.action_dims.tolist())
             return
         ctx = multiprocessing.get_context(context)
         for chunk in self._chunks:
             parent, child = ctx.Pipe()
-            process = ctx.Process(target=_worker, args=(child, self.env_ids[chunk], self.obs_size, collision),
+            process = ctx.Process(target=_worker, args=(child, self.env_ids[chunk], self.obs_size, make_env,
+                                                        self.action_dims[chunk].tolist()),
                                   daemon=True, name=f"sim_bridge-worker-{chunk.start}")
             process.start()
             child.close()
@@ -250,7 +297,7 @@ class MultiTaskVectorEnv:
         return np.concatenate(obs) if obs else np.zeros((0, self.obs_size))
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        """Step every env with `actions` (N, 19) in [-1, 1]. Returns (obs, rewards, terminated, truncated, infos)."""
+        """Step every env with `actions` (N, A) in [-1, 1] (A = 19 for the H1 tasks). Returns (obs, rewards, terminated, truncated, infos)."""
         actions = np.asarray(actions)
         if actions.shape != self.action_space.shape:
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")

@@ -20,7 +20,7 @@ from ezm_training.search import rng as rng_lib
 from ezm_training.search._arrays import Array, batch_index, device_of, namespace, softmax
 from ezm_training.search.action_selection import root_q, root_scores
 from ezm_training.search.qtransforms import C_SCALE, C_VISIT, VALUE_MINMAX_DELTA, transformed_q
-from ezm_training.search.sampling import ACTION_CLIP, child_noise_table, sample_candidates
+from ezm_training.search.sampling import ACTION_CLIP, child_noise_table, proposal_prior_logits, sample_candidates
 from ezm_training.search.search import run_phase_step
 from ezm_training.search.seq_halving import best_survivor, halve, initial_survivors, phase_schedule
 from ezm_training.search.tree import Tree, instantiate_tree, node_values
@@ -44,6 +44,7 @@ def gumbel_search(
     c_scale: float = C_SCALE,  # 0.1, [EZ2] c_scale
     value_minmax_delta: float = VALUE_MINMAX_DELTA,  # 0.01, [EZ2] value_minmax_delta
     gumbel_scale: float = 0.0,  # root Gumbel noise scale; 0 = off as in [EZ2] (use_gumble_noise False)
+    root_prior: str = "uniform",  # "uniform": logit 0 ([EZ2] [EZM]); "proposal": log π/q (sampling.py)
     action_clip: float = ACTION_CLIP,  # 0.999, [EZ2] sample_actions clip
     should_stop: Callable[[int], bool] | None = None,
 ) -> SearchOutput:
@@ -73,11 +74,19 @@ def gumbel_search(
         keys, root.policy_mean, root.policy_std, num_candidates=num_candidates,
         num_policy_actions=num_policy_actions, widen_std_factor=widen_std_factor, widen=widen, clip=action_clip,
     )
-    gumbel = xp.zeros((num_roots, num_candidates), dtype=root.value.dtype, device=device_of(root.value))
+    if root_prior not in ("uniform", "proposal"):
+        raise ValueError(f"root_prior must be 'uniform' or 'proposal', got {root_prior!r}")
+    # `gumbel` holds g(a) + logit(a), the two terms the root ranking adds to σ(q̂).
+    logits = xp.zeros((num_roots, num_candidates), dtype=root.value.dtype, device=device_of(root.value))
+    if root_prior == "proposal" and widen and num_policy_actions < num_candidates:
+        logits = proposal_prior_logits(keys, num_candidates=num_candidates, num_policy_actions=num_policy_actions,
+                                       widen_std_factor=widen_std_factor, action_dim=root.policy_mean.shape[-1],
+                                       dtype=root.value.dtype)
+    gumbel = logits
     if gumbel_scale > 0.0:
         row = xp.zeros((1,), dtype=xp.int64, device=device_of(root.value))
         noise = rng_lib.gumbel(keys, rng_lib.STREAM_GUMBEL, row, num_candidates, dtype=root.value.dtype)
-        gumbel = gumbel_scale * noise
+        gumbel = logits + gumbel_scale * noise
     tree = instantiate_tree(root, candidates, num_simulations=num_simulations, children_per_node=children_per_node)
     child_noise = child_noise_table(keys, num_nodes=num_simulations + 1, children_per_node=children_per_node,
                                     action_dim=candidates.shape[-1], dtype=tree.policy_mean.dtype)
@@ -106,7 +115,7 @@ def gumbel_search(
         action=tree.candidate_actions[batch_index(action_index, 1), action_index],
         action_index=action_index,
         candidate_actions=candidates,
-        improved_policy=softmax(at_root.sigma),  # π' = softmax(logit + σ(q̂)), logit 0 ([EZ2] get_root_policies)
+        improved_policy=softmax(logits + at_root.sigma),  # π' = softmax(logit + σ(q̂)) ([EZ2] get_root_policies)
         root_value=node_values(tree)[:, Tree.ROOT_INDEX],
         q_values=at_root.completed,
         visit_counts=at_root.visits,

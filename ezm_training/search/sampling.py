@@ -10,6 +10,7 @@ All noise comes from `rng` with explicit per-root keys [B] (see rng.py for why).
 
 from __future__ import annotations
 
+import math
 
 from ezm_training.search import rng
 from ezm_training.search._arrays import Array, batch_index, device_of, namespace
@@ -56,6 +57,41 @@ def sample_candidates(
         widening = [1.0] * num_policy_actions + [widen_std_factor] * (num_candidates - num_policy_actions)
         scale = scale * xp.reshape(xp.asarray(widening, dtype=mean.dtype, device=device_of(mean)), (1, -1, 1))
     return squashed_normal(mean[:, None, :], scale, noise, clip=clip)
+
+
+def proposal_prior_logits(
+    keys: Array,
+    *,
+    num_candidates: int,
+    num_policy_actions: int,
+    widen_std_factor: float,
+    action_dim: int,
+    dtype,
+) -> Array:
+    """[B, K] root prior logits log π(u_k) − log q(u_k) of the candidates `sample_candidates` draws with
+    widening, q = (P/K)·N(mean, std) + ((K−P)/K)·N(mean, w·std) the mixture they come from.
+
+    Sampled MuZero (Hubert et al., 2021) corrects a search over samples of a proposal q by the ratio π/q;
+    [EZ2]/[EZM] use a uniform prior (logit 0) instead, under which a widened candidate counts as much as
+    one from π. In pre-tanh space (the tanh Jacobian is the same for both densities and cancels) with
+    z = u − mean in units of std, per dimension log N(u; mean, w·std) − log π(u) = z²/2·(1 − 1/w²) − log w,
+    so the std itself cancels and the logits depend on the candidate noise only; they are re-derived from
+    the same keys as the candidates.
+    """
+    xp = namespace(keys)
+    rows = xp.arange(num_candidates, dtype=xp.int64, device=device_of(keys))[None, :]
+    noise = rng.normal(keys, rng.STREAM_CANDIDATES, rows, action_dim, dtype=dtype)  # [B, K, A]
+    factor = [1.0] * num_policy_actions + [widen_std_factor] * (num_candidates - num_policy_actions)
+    factor = xp.reshape(xp.asarray(factor, dtype=dtype, device=device_of(keys)), (1, -1, 1))
+    z = noise * factor
+    log_wide_over_pi = xp.sum(0.5 * z * z * (1.0 - 1.0 / widen_std_factor**2), axis=-1) \
+        - action_dim * math.log(widen_std_factor)
+    share_pi = num_policy_actions / num_candidates
+    # log π − log q = −log(share_pi + (1 − share_pi)·exp(log N_w − log π)), computed as a stable logaddexp
+    a = xp.full(log_wide_over_pi.shape, math.log(share_pi), dtype=dtype, device=device_of(keys))
+    b = log_wide_over_pi + math.log(1.0 - share_pi)
+    high = xp.maximum(a, b)
+    return -(high + xp.log(xp.exp(a - high) + xp.exp(b - high)))
 
 
 def child_noise_table(keys: Array, *, num_nodes: int, children_per_node: int, action_dim: int, dtype) -> Array | None:

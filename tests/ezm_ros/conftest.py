@@ -154,13 +154,13 @@ def int8_bundle(tmp_path_factory) -> Path:
     from ezm_training.config import EZMConfig
     from ezm_training.export_onnx import export_bundle
     from ezm_training.networks import WorldModel
-    from ezm_training.trainer import ACTION_DIM, obs_dims
+    from ezm_training.envs import task_dims
 
     cfg = EZMConfig.from_preset("smoke", size="tiny", tasks="h1-stand-v0,h1-walk-v0")
     out = tmp_path_factory.mktemp("int8") / "bundle"
     with torch.random.fork_rng(devices=[]):  # the weights' seed stays out of the other tests' global RNG
         torch.manual_seed(1)
-        export_bundle(WorldModel(cfg, obs_dims(cfg.task_ids), ACTION_DIM), cfg, out, int8=True)
+        export_bundle(WorldModel(cfg, *task_dims(cfg.task_ids)), cfg, out, int8=True)
     return out
 
 
