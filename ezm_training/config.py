@@ -70,6 +70,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=32, training_steps=100, offline_training_steps=0, entropy_samples=16,
         eval_interval=50, eval_episodes_per_task=1, log_interval=10, checkpoint_interval=50,
     ),
+    # Fast benchmarks on a CPU (gymnasium's and DMC tasks: bench/learning.py, the learning test): tiny model,
+    # 2 value heads, 8 simulations over 4 candidates, nstep values only, and target/actor models that follow
+    # the learner within ~20 updates (EMA 0.05 every update) instead of EZ-M's ~500: a run is thousands of
+    # updates, not EZ-M's 600k, and a lagging actor would spend most of it acting on old weights
+    # (docs/design.md, "Fast benchmarks"). The policy update that neither widens nor drifts: a bounded std,
+    # the proposal-corrected root prior and the improved-policy loss (docs/design.md, "The policy-std
+    # loop"). tasks must be given.
+    "fast": dict(
+        size="tiny", device="cpu", precision="fp32", num_threads=1, value_heads=2,
+        num_simulations=8, num_sampled_actions=4, num_policy_actions=1, num_top_actions=4,
+        policy_std_param="tanh_log", policy_log_std_min=-5.0, policy_log_std_max=-0.69, policy_std_init=0.1,
+        policy_target="improved", root_prior="proposal",
+        batch_size=32, lr=1e-3, entropy_samples=16, target_ema_tau=0.05, target_update_interval=1,
+        actor_update_interval=1, num_actors=1, envs_per_task=1, reanalyze_workers=1,
+        training_steps=2_000, offline_training_steps=0, transitions_per_task=4_000, recent_window_per_task=4_000,
+        start_transitions_per_task=200, mixed_value_start_step=10**9,
+        train_episode_steps=1000, long_episode_steps=1000, eval_episode_steps=1000,
+        eval_interval=500, eval_episodes_per_task=2, log_interval=50, checkpoint_interval=1_000,
+    ),
     # A first real run on a 2-core CPU, hours to days: stand, walk and run with the tiny model (bench/
     # train_throughput.py: ~4 updates/s at batch 48 here; `small` runs ~0.75/s). EZ-M's schedule scaled
     # down; 3 stored transitions per task per update instead of EZ-M's 1.67, because updates are the
