@@ -89,19 +89,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_episode_steps=1000, long_episode_steps=1000, eval_episode_steps=1000,
         eval_interval=500, eval_episodes_per_task=2, log_interval=50, checkpoint_interval=1_000,
     ),
-    # A first real run on a 2-core CPU, hours to days: stand, walk and run with the tiny model (bench/
-    # train_throughput.py: ~4 updates/s at batch 48 here; `small` runs ~0.75/s). EZ-M's schedule scaled
-    # down; 3 stored transitions per task per update instead of EZ-M's 1.67, because updates are the
-    # bottleneck on a CPU. lr 3e-4 is EZ V2's ([EZ2] dmc_state.yaml) for this small batch. A full
-    # 1024-sample entropy estimate costs more than the tiny network; 64 samples suffice for its mean.
-    # The compiled loss cuts the tiny model's update from 39 to 22 ms here (BENCHMARKS.md, training
-    # throughput) for about a minute of compiling at the start. (cpu-run-1 ran without it: its config.json is its own.)
+    # A run on a 2-core CPU, hours to days: stand, walk and run with the tiny model. cpu-run-1 (EZ-M's
+    # policy update, EMA lag ~500 updates, 3 stored steps per update; its config.json is its own) ended
+    # where a = 0 does, with 60-74 % of the joint targets saturated. Since then (docs/design.md, "The
+    # policy-std loop"): a bounded std, the proposal-corrected prior with 1.5x widening and the improved-
+    # policy loss (0 % saturated on h1-stand), a target/actor EMA that lags ~20 updates, 1 update per
+    # stored step, 16 simulations over 8 candidates and 2 value heads to pay for it. lr 3e-4 is EZ V2's
+    # ([EZ2] dmc_state.yaml) for this small batch; 16 entropy samples suffice for its mean. The compiled
+    # loss cuts the tiny model's update from 39 to 22 ms here (BENCHMARKS.md) for a minute of compiling.
     "cpu": dict(
         size="tiny", tasks="h1-locomotion", device="cpu", precision="fp32", num_threads=1, compile=True,
-        num_actors=1, envs_per_task=2, reanalyze_workers=1, batch_size=48, lr=3e-4, entropy_samples=64,
-        training_steps=200_000, offline_training_steps=0, transitions_per_task=600_000,
-        recent_window_per_task=600_000, mixed_value_threshold_per_task=120_000, mixed_value_start_step=20_000,
-        eval_interval=2_000, eval_episodes_per_task=1, log_interval=50, checkpoint_interval=1_000,
+        policy_std_param="tanh_log", policy_log_std_min=-5.0, policy_log_std_max=-0.69, policy_std_init=0.1,
+        policy_target="improved", root_prior="proposal", widen_std_factor=1.5, value_heads=2,
+        num_simulations=16, num_sampled_actions=8, num_policy_actions=2, num_top_actions=8,
+        target_ema_tau=0.05, target_update_interval=1, actor_update_interval=1,
+        num_actors=1, envs_per_task=2, reanalyze_workers=1, batch_size=64, lr=3e-4, entropy_samples=16,
+        training_steps=200_000, offline_training_steps=0, transitions_per_task=200_000,
+        recent_window_per_task=200_000, mixed_value_threshold_per_task=120_000, mixed_value_start_step=1_000_000,
+        train_episode_steps=1000, long_episode_steps=1000,
+        eval_interval=2_000, eval_episodes_per_task=2, log_interval=100, checkpoint_interval=1_000,
         save_video=True,
     ),
 }

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ezm_training.config import EZMConfig
-from ezm_training.model_search import search_batch, search_keys
+from ezm_training.diagnostics import SATURATED_ABS_ACTION
+from ezm_training.model_search import search_batch, search_from_root, search_keys
 from ezm_training.networks import WorldModel
 from ezm_training.reference_results import success_bar
 
@@ -37,6 +38,8 @@ class TaskResult:
     mean_length: float
     success_bar: float
     success_rate: float  # fraction of episodes with return ≥ the bar
+    policy_std: float  # mean pre-tanh std of the policy at the visited states (diagnostics.py)
+    saturated: float  # fraction of the executed action dims with |a| > diagnostics.SATURATED_ABS_ACTION
 
 
 @torch.no_grad()
@@ -51,13 +54,17 @@ def evaluate(cfg: EZMConfig, model: WorldModel, episodes_per_task: int, *, seed:
     returns = np.zeros(len(env_ids))
     lengths = np.zeros(len(env_ids), dtype=np.int64)
     done = np.zeros(len(env_ids), dtype=bool)
+    std_sum, saturated_sum = np.zeros(len(env_ids)), np.zeros(len(env_ids))
     with make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=num_workers) as venv:
         obs, _, _ = venv.reset(seed=seed)
         task = torch.as_tensor(env_task, device=device)
         for step in range(cfg.eval_episode_steps):
             keys = search_keys(seed + _EVAL_KEY_OFFSET, len(env_ids), step, device=device)
-            out = search_batch(model, torch.as_tensor(obs, dtype=torch.float32, device=device), task, keys, cfg,
-                               widen=cfg.widen_at_eval)
+            initial = model.initial_inference(torch.as_tensor(obs, dtype=torch.float32, device=device), task)
+            out = search_from_root(model, initial, task, keys, cfg, widen=cfg.widen_at_eval)
+            live = torch.as_tensor(~done, device=device)
+            std_sum += (initial.policy_std.float().mean(-1) * live).cpu().numpy()
+            saturated_sum += ((out.action.abs() > SATURATED_ABS_ACTION).float().mean(-1) * live).cpu().numpy()
             obs, rewards, terminated, truncated, _ = venv.step(out.action.float().cpu().numpy())
             returns += np.where(done, 0.0, rewards)
             lengths += ~done
@@ -69,7 +76,9 @@ def evaluate(cfg: EZMConfig, model: WorldModel, episodes_per_task: int, *, seed:
         rows = env_task == index
         bar = success_bar(env_id)
         results.append(TaskResult(env_id, int(rows.sum()), float(returns[rows].mean()), float(returns[rows].std()),
-                                  float(lengths[rows].mean()), bar, float((returns[rows] >= bar).mean())))
+                                  float(lengths[rows].mean()), bar, float((returns[rows] >= bar).mean()),
+                                  float(std_sum[rows].sum() / lengths[rows].sum()),
+                                  float(saturated_sum[rows].sum() / lengths[rows].sum())))
     return results
 
 
@@ -85,10 +94,12 @@ def write_results(results: list[TaskResult], out_dir: Path, stem: str = "eval") 
 
 
 def format_table(results: list[TaskResult]) -> str:
-    lines = [f"{'task':<22}{'episodes':>9}{'return':>10}{'± std':>9}{'length':>8}{'bar':>7}{'success':>9}"]
+    lines = [f"{'task':<22}{'episodes':>9}{'return':>10}{'± std':>9}{'length':>8}{'bar':>7}{'success':>9}"
+             f"{'π std':>8}{'saturated':>10}"]
     for r in results:
         lines.append(f"{r.env_id:<22}{r.episodes:>9d}{r.mean_return:>10.1f}{r.std_return:>9.1f}"
-                     f"{r.mean_length:>8.0f}{r.success_bar:>7.0f}{r.success_rate:>9.2f}")
+                     f"{r.mean_length:>8.0f}{r.success_bar:>7.0f}{r.success_rate:>9.2f}"
+                     f"{r.policy_std:>8.3f}{r.saturated:>10.1%}")
     return "\n".join(lines)
 
 

@@ -63,3 +63,17 @@ def test_command_line_names_what_is_wrong_before_any_episode(int8_bundle, tiny_b
     assert "this bundle has no int8 graphs" in captured.err and "episodes" not in captured.err
     with pytest.raises(SystemExit):
         main([str(int8_bundle), "--max-steps", "0"])
+
+
+def test_probe_runs_through_a_bundle(tiny_bundle, tmp_path, capsys):
+    """ezm-probe on a bundle: the onnxruntime graphs and the manifest's search settings, written out."""
+    import json
+
+    from ezm_training.probe import main as probe_main
+
+    assert probe_main([str(tiny_bundle), "--bundle", "--tasks", "h1-stand-v0", "--states", "2", "--horizon", "3",
+                       "--stride", "2", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "probe.json").read_text())[0]
+    assert summary["env_id"] == "h1-stand-v0" and summary["states"] == 2
+    assert summary["random_rank"] == (summary["candidates"] - 1) / 2
+    assert "rank corr." in capsys.readouterr().out
