@@ -106,6 +106,7 @@ def report(out_png: Path) -> None:
         ax.set_xlabel("env steps (action repeat 2)")
         ax.set_ylabel("eval return")
         ax.set_xlim(0, ENV_STEPS * 1.05)
+        ax.set_ylim(0, 1000)  # DMC returns lie in [0, 1000]
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         if finals:

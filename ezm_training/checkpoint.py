@@ -105,3 +105,25 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
     with np.load(path / "replay.npz") as replay:
         replay_state = {key: replay[key] for key in replay.files}
     return state, replay_state, (path / "config.json").read_text()
+
+
+def load_model(path: Path, weights: str = "target"):
+    """(WorldModel in eval mode, its EZMConfig, the checkpoint dir, learner step, env steps) from a run dir,
+    its checkpoints/ dir, one ckpt_* dir, or a weights-only dir with state.pt and config.json (such as
+    docs/runs/cpu-run-1/final_checkpoint). weights: "target" (the EMA weights the actors and the evaluation
+    use) or "online". FileNotFoundError when there is no checkpoint under `path`."""
+    from ezm_training.config import EZMConfig
+    from ezm_training.envs import task_dims
+    from ezm_training.networks import WorldModel
+
+    path = Path(path)
+    found = latest_checkpoint(path)
+    if found is None and (path / "state.pt").exists() and (path / "config.json").exists():
+        found = path
+    if found is None:
+        raise FileNotFoundError(f"no complete checkpoint under {path}")
+    cfg = EZMConfig.from_json((found / "config.json").read_text())
+    state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
+    model = WorldModel(cfg, *task_dims(cfg.task_ids))
+    model.load_state_dict(state["learner"]["target_model" if weights == "target" else "model"])
+    return model.eval(), cfg, found, int(state["learner"]["step"]), int(state.get("env_steps", 0))

@@ -78,30 +78,6 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def load_model(path: Path, weights: str = "target"):
-    """(WorldModel in eval mode, its EZMConfig, the checkpoint dir, its training step) from a run dir, its
-    checkpoints/ dir or one ckpt_* dir; weights "target" (EMA, what the actors use) or "online".
-
-    Raises FileNotFoundError when there is no complete checkpoint under `path`.
-    """
-    import torch
-
-    from ezm_training import checkpoint as ckpt
-    from ezm_training.envs import task_dims
-    from ezm_training.networks import WorldModel
-
-    found = ckpt.latest_checkpoint(path)
-    if found is None and (Path(path) / "state.pt").exists() and (Path(path) / "config.json").exists():
-        found = Path(path)  # weights without a replay, e.g. docs/runs/cpu-run-1/final_checkpoint
-    if found is None:
-        raise FileNotFoundError(f"no complete checkpoint under {path}")
-    cfg = EZMConfig.from_json((found / "config.json").read_text())
-    state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
-    model = WorldModel(cfg, *task_dims(cfg.task_ids))
-    model.load_state_dict(state["learner"]["target_model" if weights == "target" else "model"])
-    return model.eval(), cfg, found, int(state["learner"]["step"])
-
-
 def eval_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ezm-eval", description="Evaluate a checkpoint on every task of its run.")
     parser.add_argument("checkpoint", type=Path, help="run dir, its checkpoints/ dir, or one ckpt_* dir")
@@ -114,10 +90,11 @@ def eval_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(None)
 
+    from ezm_training.checkpoint import load_model
     from ezm_training.evaluate import evaluate, format_table, write_results
 
     try:
-        model, cfg, path, step = load_model(args.checkpoint, args.model)
+        model, cfg, path, step, _ = load_model(args.checkpoint, args.model)
     except FileNotFoundError as error:
         parser.error(str(error))
     results = evaluate(cfg, model, args.episodes, seed=args.seed, num_workers=args.workers)

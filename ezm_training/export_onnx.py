@@ -68,6 +68,7 @@ from ezm_ros.manifest import (
     TaskSpec,
     file_sha256,
 )
+from ezm_training import checkpoint as ckpt
 from ezm_training.config import EZMConfig
 from ezm_training.networks import OBS_NORM_EPS, WorldModel
 from ezm_training.value_transform import EPSILON
@@ -454,26 +455,6 @@ def _config_dict(cfg: EZMConfig) -> dict:
     return json.loads(cfg.to_json())
 
 
-# ---------------------------------------------------------------------------------------------- checkpoints
-
-
-def load_checkpoint_model(path: str | Path, weights: str = "target"):
-    """(model, cfg, checkpoint dir, learner step, env steps) from a run dir, its checkpoints/ dir or one
-    ckpt_* dir (ezm_training.checkpoint's layout). weights: "target" (the EMA weights the actors and the
-    evaluation use) or "online"."""
-    from ezm_training import checkpoint as ckpt
-    from ezm_training.envs import task_dims
-
-    found = ckpt.latest_checkpoint(Path(path))
-    if found is None:
-        raise ExportError(f"no complete checkpoint under {path}")
-    cfg = EZMConfig.from_json((found / "config.json").read_text())
-    state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
-    model = WorldModel(cfg, *task_dims(cfg.task_ids))
-    model.load_state_dict(state["learner"]["target_model" if weights == "target" else "model"])
-    return model, cfg, found, int(state["learner"]["step"]), int(state.get("env_steps", 0))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ezm-export", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -490,12 +471,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the graphs are traced, not trained; keep the machine's other jobs running
     try:
-        model, cfg, found, step, env_steps = load_checkpoint_model(args.checkpoint, args.weights)
+        model, cfg, found, step, env_steps = ckpt.load_model(args.checkpoint, args.weights)
         tasks = args.tasks.split(",") if args.tasks else None
         manifest = export_bundle(model, cfg, args.out, tasks=tasks, env_steps=env_steps, training_steps=step,
                                  checkpoint=str(found), weights=args.weights, opset=args.opset, dynamo=args.dynamo,
                                  int8=args.int8, overwrite=args.force)
-    except ExportError as error:
+    except (ExportError, FileNotFoundError) as error:
         print(f"ezm-export: {error}", file=sys.stderr)
         return 1
     worst = max(manifest.export["parity_max_abs_error"].values())

@@ -336,10 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         num_candidates = int(bundle.manifest.search["num_candidates"])
         action_repeat = 1
     else:
-        from ezm_training.cli import load_model
+        from ezm_training.checkpoint import load_model
 
         try:
-            model, cfg, _, _ = load_model(args.path)
+            model, cfg, _, _, _ = load_model(args.path)
         except FileNotFoundError as error:
             parser.error(str(error))
         search, mean_action, obs_dim, _ = torch_searcher(model, cfg, widen=not args.no_widen)

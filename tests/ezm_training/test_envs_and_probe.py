@@ -159,3 +159,18 @@ def test_probe_runs_on_a_checkpoint_model_and_reports_its_fields():
     assert all(0 <= r.chosen_rank < cfg.num_sampled_actions for r in records)
     assert all(r.worst_return <= r.chosen_return <= r.best_return for r in records)
     assert "rank corr." in probe.format_table([summary])
+
+
+def test_multi_task_training_over_tasks_with_different_action_dims(tmp_path):
+    """One model over Pendulum (1 action) and Reacher (2): actions padded to 2, each env takes its own."""
+    from ezm_training.trainer import Trainer
+
+    cfg = EZMConfig.from_preset("smoke", tasks="gym:Pendulum-v1,gym:Reacher-v5", training_steps=6,
+                                start_transitions_per_task=20, eval_interval=6, checkpoint_interval=6,
+                                eval_episode_steps=20, tensorboard=False)
+    assert envs.action_dims(cfg.task_ids) == [1, 2]
+    trainer = Trainer(cfg, tmp_path, num_workers=0, progress=False)
+    trainer.run()
+    assert trainer.learner.step == 6 and trainer.learner.model.action_dim == 2
+    assert sorted(path.name for path in (tmp_path / "curves").iterdir()) == [
+        "gym_Pendulum-v1.png", "gym_Reacher-v5.png"]
