@@ -80,7 +80,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(
         size="tiny", device="cpu", precision="fp32", num_threads=1, value_heads=2,
         num_simulations=8, num_sampled_actions=4, num_policy_actions=1, num_top_actions=4,
-        policy_std_param="tanh_log", policy_log_std_min=-5.0, policy_log_std_max=-0.69, policy_std_init=0.1,
+        policy_std_param="tanh_log", policy_log_std_min=-3.0, policy_log_std_max=-0.69, policy_std_init=0.1,
         policy_target="improved", root_prior="proposal",
         batch_size=32, lr=1e-3, entropy_samples=16, target_ema_tau=0.05, target_update_interval=1,
         actor_update_interval=1, num_actors=1, envs_per_task=1, reanalyze_workers=1,
@@ -99,7 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # loss cuts the tiny model's update from 39 to 22 ms here (BENCHMARKS.md) for a minute of compiling.
     "cpu": dict(
         size="tiny", tasks="h1-locomotion", device="cpu", precision="fp32", num_threads=1, compile=True,
-        policy_std_param="tanh_log", policy_log_std_min=-5.0, policy_log_std_max=-0.69, policy_std_init=0.1,
+        policy_std_param="tanh_log", policy_log_std_min=-3.0, policy_log_std_max=-0.69, policy_std_init=0.1,
         policy_target="improved", root_prior="proposal", widen_std_factor=1.5, value_heads=2,
         num_simulations=16, num_sampled_actions=8, num_policy_actions=2, num_top_actions=8,
         target_ema_tau=0.05, target_update_interval=1, actor_update_interval=1,
