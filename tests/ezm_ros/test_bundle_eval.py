@@ -25,7 +25,9 @@ def evaluate(path, precision="fp32", **settings):
 
 
 def test_evaluation_is_reproducible_and_precision_matters(int8_bundle):
-    first, again, int8 = evaluate(int8_bundle), evaluate(int8_bundle), evaluate(int8_bundle, "int8")
+    # No deadline: on a loaded machine the 12 ms one cuts searches, and what is tested here is not timing.
+    first, again = evaluate(int8_bundle, deadline_ms=1e6), evaluate(int8_bundle, deadline_ms=1e6)
+    int8 = evaluate(int8_bundle, "int8", deadline_ms=1e6)
     budget = load_bundle(int8_bundle).manifest.search["num_simulations"]
     assert [r.mean_return for r in first] == [r.mean_return for r in again]
     for result in first + int8:
