@@ -89,6 +89,33 @@ class _EpisodeBlocks:
         self.obs, self.actions, self.rewards = self.obs[count:], self.actions[count:], self.rewards[count:]
 
 
+class SearchStatMeans:
+    """Sums of the acting searches' diagnostics (diagnostics.search_stats); `pop` gives their means since the
+    last pop. A collector in another process sends its sums (`pop_sums`) with each chunk, and the trainer's
+    side adds them up the same way."""
+
+    NAMES = ("act/chosen_widened", "act/saturated", "act/policy_std")
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, sums: dict[str, float], count: int = 1) -> None:
+        for name, value in sums.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += count
+
+    def pop_sums(self) -> tuple[dict[str, float], int]:
+        sums, count = self.sums, self.count
+        self.sums, self.count = {}, 0
+        return sums, count
+
+    def pop(self) -> dict[str, float]:
+        """Means since the last pop (NaN before the first search)."""
+        sums, count = self.pop_sums()
+        return {name: sums.get(name, 0.0) / count if count else float("nan") for name in self.NAMES}
+
+
 class Collector:
     """Steps a MultiTaskVectorEnv-like `venv` (reset, step, reset_envs; same-step autoreset with
     infos[i]["final_obs"]) whose env i runs config task i mod T."""
@@ -105,8 +132,7 @@ class Collector:
         self.long_episodes = False  # set by the trainer once training passes long_episodes_after
         self.recent_returns = [deque(maxlen=cfg.saturation_window) for _ in range(cfg.num_tasks)]
         self.timers = {"env": 0.0, "search": 0.0, "bookkeeping": 0.0}
-        self._stat_sums: dict[str, float] = {}  # diagnostics.search_stats summed over searches since `pop_stats`
-        self._stat_count = 0
+        self.search_stats = SearchStatMeans()
         self._blocks = [_EpisodeBlocks(int(t), cfg.block_steps, cfg.unroll_steps + cfg.td_steps)
                         for t in self.env_task]
         self._returns = np.zeros(self.num_envs)
@@ -145,8 +171,8 @@ class Collector:
                 initial = model.initial_inference(obs, task)
                 out = search_from_root(model, initial, task, keys, cfg, widen=True)
                 searched = out.action.float().cpu().numpy()
-                self._add_stats(diagnostics.search_stats(out, initial.policy_std, prefix="act", widened=True,
-                                                         num_policy_actions=cfg.num_policy_actions))
+                self.search_stats.add(diagnostics.search_stats(out, initial.policy_std, prefix="act", widened=True,
+                                                               num_policy_actions=cfg.num_policy_actions))
                 actions = np.where(warm[:, None], actions, searched)
             self.calls += 1
             actions = actions.astype(np.float32)
@@ -160,18 +186,9 @@ class Collector:
             self.timers["bookkeeping"] += time.perf_counter() - stepped_at
         return result
 
-    def _add_stats(self, stats: dict[str, float]) -> None:
-        for name, value in stats.items():
-            self._stat_sums[name] = self._stat_sums.get(name, 0.0) + value
-        self._stat_count += 1
-
     def pop_stats(self) -> dict[str, float]:
         """Means of the acting searches' diagnostics since the last call (NaN before the first search)."""
-        names = ("act/chosen_widened", "act/saturated", "act/policy_std")
-        count = self._stat_count
-        stats = {name: self._stat_sums.get(name, 0.0) / count if count else float("nan") for name in names}
-        self._stat_sums, self._stat_count = {}, 0
-        return stats
+        return self.search_stats.pop()
 
     def _record(self, actions, next_obs, rewards, terminated, truncated, infos, result: CollectResult) -> None:
         to_reset = np.zeros(self.num_envs, dtype=bool)

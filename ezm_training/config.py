@@ -97,14 +97,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # stored step, 16 simulations over 8 candidates and 2 value heads to pay for it. lr 3e-4 is EZ V2's
     # ([EZ2] dmc_state.yaml) for this small batch; 16 entropy samples suffice for its mean. The compiled
     # loss cuts the tiny model's update from 39 to 22 ms here (BENCHMARKS.md) for a minute of compiling.
+    # Throughput (BENCHMARKS.md, "Training throughput"): reanalysis searches 8 simulations (one visit per
+    # candidate; half of an update's cost otherwise), 4 envs per task batch the acting search, and the
+    # collector runs in its own process beside the learner.
     "cpu": dict(
         size="tiny", tasks="h1-locomotion", device="cpu", precision="fp32", num_threads=1, compile=True,
         policy_std_param="tanh_log", policy_log_std_min=-3.0, policy_log_std_max=-0.69, policy_std_init=0.1,
         policy_target="improved", root_prior="proposal", widen_std_factor=1.5, value_heads=2,
         num_simulations=16, num_sampled_actions=8, num_policy_actions=2, num_top_actions=8,
-        target_ema_tau=0.05, target_update_interval=1, actor_update_interval=1,
-        num_actors=1, envs_per_task=2, reanalyze_workers=1, batch_size=64, lr=3e-4, entropy_samples=16,
-        training_steps=200_000, offline_training_steps=0, transitions_per_task=200_000,
+        reanalyze_simulations=8, target_ema_tau=0.05, target_update_interval=1, actor_update_interval=1,
+        num_actors=1, envs_per_task=4, reanalyze_workers=1, batch_size=64, lr=3e-4, entropy_samples=16,
+        collector_process=True, training_steps=200_000, offline_training_steps=0, transitions_per_task=200_000,
         recent_window_per_task=200_000, mixed_value_threshold_per_task=120_000, mixed_value_start_step=1_000_000,
         train_episode_steps=1000, long_episode_steps=1000,
         eval_interval=2_000, eval_episodes_per_task=2, log_interval=100, checkpoint_interval=1_000,
@@ -203,10 +206,14 @@ class EZMConfig:
     target_update_interval: int = 5  # training steps between EMA updates of the target model; [EZM]
     actor_update_interval: int = 5  # training steps between EMA updates of the actor model; [EZM]
     reanalyze_workers: int = 10  # processes computing targets; [EZM] actors.batch_worker
+    reanalyze_simulations: int = 0  # simulations of the reanalysis search, 0 = num_simulations; bounds its cost
+    #                                 (B·(U+1) roots per update: the learner's largest part on a CPU); choice
 
     # --- actors ---
     num_actors: int = 4  # data-collecting processes; [EZM] actors.data_worker
     envs_per_task: int = 4  # copies of every task in each actor; [EZM] data.num_envs
+    collector_process: bool = False  # collect in a process of its own, one chunk ahead of the learner, so acting
+    #                                  and updates overlap on two cores (collector_process.py); choice
 
     # --- optimisation ---
     batch_size: int = 512  # samples per step before rounding to a multiple of num_tasks; [EZM] batch_size
@@ -280,6 +287,9 @@ class EZMConfig:
             raise ConfigError("need 0 < num_top_actions <= num_sampled_actions")
         if self.value_heads < 1 or self.unroll_steps < 1 or self.td_steps < 1 or self.action_repeat < 1:
             raise ConfigError("value_heads, unroll_steps, td_steps and action_repeat must be >= 1")
+        if self.reanalyze_simulations and self.reanalyze_simulations < self.num_top_actions:
+            raise ConfigError(f"reanalyze_simulations {self.reanalyze_simulations} must be 0 (= num_simulations) or "
+                              f">= num_top_actions {self.num_top_actions}: each top candidate needs one visit")
         if self.batch_size < self.num_tasks:
             raise ConfigError(f"batch_size {self.batch_size} is smaller than the {self.num_tasks} tasks")
 
@@ -344,6 +354,11 @@ class EZMConfig:
     @property
     def long_episodes_step(self) -> int:
         return int(self.long_episodes_after * self.training_steps)
+
+    @property
+    def reanalyze_search_kwargs(self) -> dict[str, Any]:
+        """`search_kwargs` with reanalysis's own simulation count."""
+        return {**self.search_kwargs, "num_simulations": self.reanalyze_simulations or self.num_simulations}
 
     @property
     def transitions_per_step(self) -> float:

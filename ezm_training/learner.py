@@ -34,6 +34,7 @@ import torch
 from ezm_training import diagnostics, losses
 from ezm_training.config import EZMConfig
 from ezm_training.networks import WorldModel
+from ezm_training.search._arrays import namespace
 from ezm_training.targets import Targets
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class Learner:
         # pieces of the loss eagerly.
         self._loss_fn = torch.compile(self._loss, dynamic=False, fullgraph=True) if cfg.compile else self._loss
         if cfg.compile:
+            # The supports look their array namespace up in a cache that is filled on first use; dynamo cannot
+            # trace the filling (it builds a SimpleNamespace), so fill it before the first compiled call.
+            namespace(torch.zeros(1, device=self.device))
             log.info("compile: the first update compiles the loss (about a minute on a CPU); later ones reuse it")
 
     # --- the step ---

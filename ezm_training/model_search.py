@@ -42,8 +42,11 @@ def search_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, keys:
 
 @torch.no_grad()
 def search_from_root(model: WorldModel, initial: InitialInference, task: torch.Tensor, keys: torch.Tensor,
-                     cfg: EZMConfig, *, widen: bool = True) -> SearchOutput:
-    """`search_batch` from an initial inference the caller already has (and keeps, e.g. for its policy std)."""
+                     cfg: EZMConfig, *, widen: bool = True, reanalysis: bool = False) -> SearchOutput:
+    """`search_batch` from an initial inference the caller already has (and keeps, e.g. for its policy std).
+
+    reanalysis: search with cfg.reanalyze_simulations (the target search's own budget).
+    """
     task_column = task.to(initial.latent.dtype).unsqueeze(-1)
 
     def recurrent_fn(latent: torch.Tensor, action: torch.Tensor) -> RecurrentOutput:
@@ -54,4 +57,5 @@ def search_from_root(model: WorldModel, initial: InitialInference, task: torch.T
 
     root = RootOutput(torch.cat([initial.latent, task_column], dim=-1), initial.value, initial.policy_mean,
                       initial.policy_std)
-    return gumbel_search(root, recurrent_fn, keys, widen=widen, **cfg.search_kwargs)
+    kwargs = cfg.reanalyze_search_kwargs if reanalysis else cfg.search_kwargs
+    return gumbel_search(root, recurrent_fn, keys, widen=widen, **kwargs)

@@ -66,7 +66,7 @@ class Reanalyzer:
                                 value_logits=initial.value_logits[:, roots])
         state_task = flat_task[roots]
         keys = search_keys(cfg.seed + _REANALYZE_KEY_OFFSET, roots.shape[0], step, device=obs.device)
-        out = search_from_root(model, root, state_task, keys, cfg, widen=True)
+        out = search_from_root(model, root, state_task, keys, cfg, widen=True, reanalysis=True)
         self.last_stats = {
             **diagnostics.search_stats(out, root.policy_std, prefix="target", widened=True,
                                        num_policy_actions=cfg.num_policy_actions),

@@ -33,6 +33,7 @@ import torch
 from ezm_training import checkpoint as ckpt
 from ezm_training import envs
 from ezm_training.collector import Collector
+from ezm_training.collector_process import CollectorProcess
 from ezm_training.config import EZMConfig
 from ezm_training.curves import plot_curves
 from ezm_training.evaluate import evaluate, record_video
@@ -135,13 +136,16 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
-    def _make_collector(self, state: dict | None) -> Collector:
+    def _make_collector(self, state: dict | None) -> Collector | CollectorProcess:
         cfg = self.cfg
         num_envs = cfg.num_actors * cfg.envs_per_task * cfg.num_tasks
         env_ids = [cfg.task_ids[i % cfg.num_tasks] for i in range(num_envs)]
-        venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=self.num_workers)
         # A resumed run starts fresh episodes with new seeds, never replaying the first run's.
-        collector = Collector(cfg.replace(seed=cfg.seed + 1_000 * self.resume_count), venv, self.device)
+        collector_cfg = cfg.replace(seed=cfg.seed + 1_000 * self.resume_count)
+        if cfg.collector_process:
+            return CollectorProcess(collector_cfg, env_ids, num_workers=self.num_workers, state=state)
+        venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=self.num_workers)
+        collector = Collector(collector_cfg, venv, self.device)
         if state is not None:
             collector.load_state_dict(state)
         return collector
@@ -165,8 +169,9 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop_requested = True
 
-    def run(self) -> None:
+    def run(self, until: int | None = None) -> None:
         """Train until `total_steps`, or until `request_stop()`; either way the last step is checkpointed.
+        `until` stops earlier, at that update, without a checkpoint (bench/train_throughput.py times a window).
 
         A stop request (Ctrl-C, SIGTERM from a scheduler or a spot-instance reclaim) finishes the update in
         flight and saves, so nothing is lost; `ezm-train --resume` continues from there. SIGKILL loses at
@@ -181,7 +186,8 @@ class Trainer:
                    disable=not self.progress, mininterval=2.0, file=sys.stderr)
         window_start, window_steps, window_env = time.perf_counter(), self.learner.step, self.env_steps
         try:
-            while self.learner.step < self.total_steps:
+            last = self.total_steps if until is None else min(until, self.total_steps)
+            while self.learner.step < last:
                 step = self.learner.step
                 if step < cfg.training_steps:
                     self._collect_until(self.collection_target(step))
@@ -208,19 +214,44 @@ class Trainer:
                     break
         finally:
             bar.close()
-            self.collector.venv.close()
+            self.close_collector()
             if self.writer is not None:
                 self.writer.close()
 
+    def close_collector(self) -> None:
+        if isinstance(self.collector, CollectorProcess):
+            self.collector.close()
+        else:
+            self.collector.venv.close()
+
     def _collect_until(self, target: int) -> None:
+        """Collect until every task has `target` stored steps. With a collector process, the next chunk is
+        submitted as soon as one is taken, so it is collected while the learner trains; "time/collect" is then
+        the learner's wait for it."""
         start = time.perf_counter()
         steps_per_call = max(1, min(self.cfg.block_steps, COLLECT_CHUNK_STEPS))
+        overlapped = isinstance(self.collector, CollectorProcess)
         while min(self.replay.transitions()) < target:
-            result = self.collector.collect(self.learner.actor_model, steps_per_call)
-            for segment in result.segments:
-                self.replay.add(segment)
-            self.env_steps += result.env_steps
-            for episode in result.episodes:
+            if not overlapped:
+                self._store(self.collector.collect(self.learner.actor_model, steps_per_call))
+                continue
+            if not self.collector.pending:
+                self.collector.submit(self.learner.actor_model, steps_per_call)
+            self._store(self.collector.result())
+            self.collector.submit(self.learner.actor_model, steps_per_call)
+        self.timers["collect"] = self.timers.get("collect", 0.0) + time.perf_counter() - start
+
+    def _take_pending_chunk(self) -> None:
+        """Store a chunk still in flight (before a checkpoint: its steps are in the collector's counters)."""
+        if isinstance(self.collector, CollectorProcess) and self.collector.pending:
+            self._store(self.collector.result())
+
+    def _store(self, result) -> None:
+        """A collected chunk into the replay, the counters and the episode log."""
+        for segment in result.segments:
+            self.replay.add(segment)
+        self.env_steps += result.env_steps
+        for episode in result.episodes:
                 env_id = self.cfg.task_ids[episode.task]
                 self.last_returns[env_id] = episode.ret
                 self.episode_log.write({"step": self.learner.step, "env_id": env_id,
@@ -229,7 +260,6 @@ class Trainer:
                                         "terminated": int(episode.terminated)})
                 if self.writer is not None:
                     self.writer.add_scalar(f"train_return/{env_id}", episode.ret, self.task_env_steps(episode.task))
-        self.timers["collect"] = self.timers.get("collect", 0.0) + time.perf_counter() - start
 
     def task_env_steps(self, task: int) -> int:
         """Env steps of a task so far: agent steps × action_repeat (the x-axis of TD-MPC2's and EZ's curves)."""
@@ -286,6 +316,7 @@ class Trainer:
                 "last_returns": self.last_returns}
 
     def save(self) -> Path:
+        self._take_pending_chunk()
         start = time.perf_counter()
         path = ckpt.save_checkpoint(self.run_dir / "checkpoints", self.learner.step, self.state_dict(),
                                     self.replay.state_dict(), self.cfg.to_json(), keep=self.cfg.keep_checkpoints)

@@ -138,8 +138,8 @@ class _EnvGroup:
             env.close()
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel send SIGTERM to this worker when its parent dies.
+def die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this process (a worker) when its parent dies.
 
     A forked worker inherits the parent's end of its own pipe, so a SIGKILLed parent (e.g. a trainer
     killed mid-run) never gives it EOF and it would wait on `recv` forever, holding its memory.
@@ -157,7 +157,7 @@ def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence
             make_env: EnvFactory, action_dims: Sequence[int]) -> None:
     """Serve ("reset", seeds), ("step", actions), ("reset_some", [(index, seed)]) and ("close", None) for one
     `_EnvGroup`."""
-    _die_with_parent()
+    die_with_parent()
     # Ctrl-C reaches the whole process group; the parent decides when its workers stop (it closes them),
     # so a trainer can finish its update and checkpoint first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

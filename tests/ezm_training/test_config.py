@@ -103,3 +103,17 @@ def test_config_is_frozen_and_every_field_has_a_default():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.lr = 1.0  # type: ignore[misc]
     assert all(field.default is not dataclasses.MISSING for field in dataclasses.fields(EZMConfig))
+
+
+def test_reanalysis_gets_its_own_simulation_budget():
+    cfg = EZMConfig.from_preset("smoke", reanalyze_simulations=6)
+    assert cfg.reanalyze_search_kwargs == {**cfg.search_kwargs, "num_simulations": 6}
+    assert EZMConfig.from_preset("smoke").reanalyze_search_kwargs == EZMConfig.from_preset("smoke").search_kwargs
+    with pytest.raises(ConfigError, match="reanalyze_simulations 2 must be 0 .* or >= num_top_actions 4"):
+        EZMConfig.from_preset("smoke", reanalyze_simulations=2)
+
+
+def test_the_cpu_preset_overlaps_collection_and_bounds_reanalysis():
+    cpu = EZMConfig.from_preset("cpu")
+    assert cpu.collector_process and cpu.reanalyze_simulations == cpu.num_top_actions < cpu.num_simulations
+    assert not EZMConfig().collector_process and EZMConfig().reanalyze_simulations == 0  # EZ-M's own defaults

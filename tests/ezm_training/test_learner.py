@@ -122,3 +122,50 @@ def test_compiled_loss_gives_the_eager_updates(random_replay):
                      "loss/path_consistency"):
             assert compiled[name] == pytest.approx(eager[name], rel=1e-4, abs=1e-5), name
         np.testing.assert_allclose(compiled["priorities"], eager["priorities"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_compiled_update_can_come_first_in_a_fresh_interpreter():
+    """The first call in a process may be the compiled loss (the benchmark's and a resumed run's order): the
+    array-namespace cache it reads must not be filled inside the trace, where dynamo refuses to build it."""
+    import subprocess
+    import sys
+
+    script = """
+import torch
+from ezm_training.config import EZMConfig
+from ezm_training.learner import Learner
+from ezm_training.targets import Targets
+cfg = EZMConfig.from_preset("smoke", tasks="h1-stand-v0", batch_size=4, unroll_steps=1, entropy_samples=2,
+                            compile=True)
+learner = Learner(cfg, [51], 19)
+B, U, W, K = 4, 1, 1 + 1 + cfg.td_steps, cfg.num_sampled_actions
+data = dict(obs=torch.randn(B, W, 51), actions=torch.zeros(B, W, 19), rewards=torch.zeros(B, W),
+            available=torch.ones(B, W, dtype=torch.bool), terminated=torch.zeros(B, W, dtype=torch.bool),
+            task=torch.zeros(B, dtype=torch.long), weights=torch.ones(B), recent=torch.ones(B, dtype=torch.bool))
+ones = torch.ones(B, U + 1)
+targets = Targets(value=ones, value_mask=ones, policy_mask=ones, reward=torch.zeros(B, U),
+                  reward_mask=torch.ones(B, U), path_discount=torch.ones(B, U),
+                  policy_action=torch.zeros(B, U + 1, 19), improved_policy=torch.full((B, U + 1, K), 1.0 / K),
+                  candidate_actions=torch.zeros(B, U + 1, K, 19), search_value=ones)
+print("loss", learner.update(data, targets)["loss/total"])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "loss" in done.stdout
+
+
+def test_reanalysis_searches_with_its_own_budget(random_replay, monkeypatch):
+    from ezm_training import model_search
+
+    budgets = []
+    real = model_search.gumbel_search
+
+    def recording(*args, **kwargs):
+        budgets.append(kwargs["num_simulations"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model_search, "gumbel_search", recording)
+    cfg = _cfg(num_simulations=8, reanalyze_simulations=4)
+    learner = Learner(cfg, [51, 51], 19)
+    _fixed_batch(cfg, learner, random_replay(cfg))
+    assert budgets == [4]
