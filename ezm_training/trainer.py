@@ -252,14 +252,14 @@ class Trainer:
             self.replay.add(segment)
         self.env_steps += result.env_steps
         for episode in result.episodes:
-                env_id = self.cfg.task_ids[episode.task]
-                self.last_returns[env_id] = episode.ret
-                self.episode_log.write({"step": self.learner.step, "env_id": env_id,
-                                        "task_env_steps": self.task_env_steps(episode.task),
-                                        "return": round(episode.ret, 3), "length": episode.length,
-                                        "terminated": int(episode.terminated)})
-                if self.writer is not None:
-                    self.writer.add_scalar(f"train_return/{env_id}", episode.ret, self.task_env_steps(episode.task))
+            env_id = self.cfg.task_ids[episode.task]
+            self.last_returns[env_id] = episode.ret
+            self.episode_log.write({"step": self.learner.step, "env_id": env_id,
+                                    "task_env_steps": self.task_env_steps(episode.task),
+                                    "return": round(episode.ret, 3), "length": episode.length,
+                                    "terminated": int(episode.terminated)})
+            if self.writer is not None:
+                self.writer.add_scalar(f"train_return/{env_id}", episode.ret, self.task_env_steps(episode.task))
 
     def task_env_steps(self, task: int) -> int:
         """Env steps of a task so far: agent steps × action_repeat (the x-axis of TD-MPC2's and EZ's curves)."""
