@@ -190,6 +190,10 @@ class Collector:
         """Means of the acting searches' diagnostics since the last call (NaN before the first search)."""
         return self.search_stats.pop()
 
+    def close(self) -> None:
+        """Close the env workers."""
+        self.venv.close()
+
     def _record(self, actions, next_obs, rewards, terminated, truncated, infos, result: CollectResult) -> None:
         to_reset = np.zeros(self.num_envs, dtype=bool)
         for i in range(self.num_envs):

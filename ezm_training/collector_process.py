@@ -23,11 +23,12 @@ import multiprocessing
 import signal
 import traceback
 
-import numpy as np
 import torch
 
-from ezm_training.collector import CollectResult, SearchStatMeans
+from ezm_training import envs
+from ezm_training.collector import Collector, CollectResult, SearchStatMeans
 from ezm_training.config import EZMConfig
+from ezm_training.networks import WorldModel
 
 # Seconds to wait for the child to start (imports, env workers, the first reset) before calling it failed.
 _START_TIMEOUT_S = 300.0
@@ -44,9 +45,7 @@ class CollectorProcess:
                  state: dict | None = None):
         self.cfg = cfg
         self.long_episodes = False
-        self.transitions = np.zeros(cfg.num_tasks, dtype=np.int64)
-        self.timers = {"env": 0.0, "search": 0.0, "bookkeeping": 0.0}
-        self.search_stats = SearchStatMeans()
+        self.search_stats = SearchStatMeans()  # transitions and timers come with every reply (`_update`)
         self._pending = False
         context = multiprocessing.get_context("spawn")  # never fork a process that holds torch's threads
         self._connection, child = context.Pipe()
@@ -145,11 +144,7 @@ class CollectorProcess:
 
 def _serve(connection, cfg_json: str, env_ids: list[str], num_workers: int | None, state: dict | None) -> None:
     """The child: build the env and the collector, then serve collect / state / close until told to stop."""
-    from sim_bridge.multitask import die_with_parent
-
-    from ezm_training import envs
-    from ezm_training.collector import Collector
-    from ezm_training.networks import WorldModel
+    from sim_bridge.multitask import die_with_parent  # sim_bridge is imported where envs are made (envs.py)
 
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's: it checkpoints, then closes us
@@ -190,5 +185,5 @@ def _serve(connection, cfg_json: str, env_ids: list[str], num_workers: int | Non
             pass
     finally:
         if collector is not None:
-            collector.venv.close()
+            collector.close()
         connection.close()

@@ -214,15 +214,9 @@ class Trainer:
                     break
         finally:
             bar.close()
-            self.close_collector()
+            self.collector.close()
             if self.writer is not None:
                 self.writer.close()
-
-    def close_collector(self) -> None:
-        if isinstance(self.collector, CollectorProcess):
-            self.collector.close()
-        else:
-            self.collector.venv.close()
 
     def _collect_until(self, target: int) -> None:
         """Collect until every task has `target` stored steps. With a collector process, the next chunk is

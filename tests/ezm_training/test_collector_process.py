@@ -70,46 +70,42 @@ def test_a_chunk_from_the_process_equals_the_in_process_collectors(one_thread):
         venv.close()
 
 
-def test_a_failure_in_the_process_is_raised_with_its_traceback():
+@pytest.fixture
+def remote():
     cfg = _cfg()
-    remote = CollectorProcess(cfg, list(cfg.task_ids), num_workers=0)
-    try:
-        wrong = _model(cfg.replace(latent_dim=cfg.latent_dim + 4))  # weights of another shape
-        remote.submit(wrong, 2)
-        with pytest.raises(RuntimeError, match="(?s)collector process failed.*size mismatch"):
-            remote.result()
-        with pytest.raises(RuntimeError, match="no chunk in flight"):
-            remote.result()
-    finally:
-        remote.close()
+    process = CollectorProcess(cfg, list(cfg.task_ids), num_workers=0)
+    yield cfg, process
+    process.close()
 
 
-def test_a_killed_process_is_reported_not_waited_on():
-    cfg = _cfg()
-    remote = CollectorProcess(cfg, list(cfg.task_ids), num_workers=0)
-    try:
-        os.kill(remote._process.pid, signal.SIGKILL)
-        remote._process.join(timeout=30)
-        with pytest.raises(RuntimeError, match="collector process died"):
-            remote.submit(_model(cfg), 2)
-            remote.result()
-    finally:
-        remote.close()
-
-
-def test_state_is_refused_while_a_chunk_is_in_flight():
-    cfg = _cfg()
-    remote = CollectorProcess(cfg, list(cfg.task_ids), num_workers=0)
-    try:
-        remote.submit(_model(cfg), 2)
-        with pytest.raises(RuntimeError, match="in flight"):
-            remote.state_dict()
-        with pytest.raises(RuntimeError, match="already in flight"):
-            remote.submit(_model(cfg), 2)
+def test_a_failure_in_the_process_is_raised_with_its_traceback(remote):
+    cfg, remote = remote
+    wrong = _model(cfg.replace(latent_dim=cfg.latent_dim + 4))  # weights of another shape
+    remote.submit(wrong, 2)
+    with pytest.raises(RuntimeError, match="(?s)collector process failed.*size mismatch"):
         remote.result()
-        assert remote.state_dict()["transitions"].sum() == 2 * cfg.num_tasks
-    finally:
-        remote.close()
+    with pytest.raises(RuntimeError, match="no chunk in flight"):
+        remote.result()
+
+
+def test_a_killed_process_is_reported_not_waited_on(remote):
+    cfg, remote = remote
+    os.kill(remote._process.pid, signal.SIGKILL)
+    remote._process.join(timeout=30)
+    with pytest.raises(RuntimeError, match="collector process died"):
+        remote.submit(_model(cfg), 2)
+        remote.result()
+
+
+def test_state_is_refused_while_a_chunk_is_in_flight(remote):
+    cfg, remote = remote
+    remote.submit(_model(cfg), 2)
+    with pytest.raises(RuntimeError, match="in flight"):
+        remote.state_dict()
+    with pytest.raises(RuntimeError, match="already in flight"):
+        remote.submit(_model(cfg), 2)
+    remote.result()
+    assert remote.state_dict()["transitions"].sum() == 2 * cfg.num_tasks
 
 
 @pytest.mark.slow
