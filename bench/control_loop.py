@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import sim_bridge  # noqa: E402, F401  (picks MuJoCo's GL backend before anything imports mujoco)
-from ezm_ros import model_path, nodes, run_stack  # noqa: E402
+from ezm_ros import nodes, run_stack  # noqa: E402
 
 STRESS_CODE = "while True: pass"
 
@@ -175,7 +175,7 @@ def main() -> int:
     parser.add_argument("--model", default="", help="bundle; default: the shipped one, else an untrained one")
     parser.add_argument("--append", type=Path, default=None, help="append the markdown section to this file")
     args = parser.parse_args()
-    model, label = model_path.resolve_for_ezm_sim(args.model)
+    model, label = run_stack.resolve_model(args.model)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
     rows = {}
     for condition in args.conditions.split(","):

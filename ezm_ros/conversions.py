@@ -4,7 +4,7 @@ The simulator turns MuJoCo's generalised coordinates into standard messages, as 
 the planner turns the messages back into the coordinates its model was trained on. Conventions:
 
 - joint_states (sensor_msgs/JointState): name, position (rad), velocity (rad/s), effort (N·m) per joint
-  in the model's order (`sim_bridge.h1.constants.JOINTS`); readers map by name, not by index.
+  in the model's order (the bundle's `robot.joint_names`); readers map by name, not by index.
 - odom (nav_msgs/Odometry, REP-105): pose of `pelvis` in `odom`; twist in the child frame `pelvis`,
   as the message definition requires. MuJoCo's free joint has the linear velocity in the world frame
   and the angular velocity in the body frame, so only the linear part is rotated (and rotated back).
@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import mujoco
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point
@@ -42,18 +41,20 @@ class StateError(ValueError):
 
 
 # --- small vector helpers -----------------------------------------------------------------------------
+# numpy, not MuJoCo: the planner runs on a robot computer without it. Same formula as MuJoCo's
+# mju_rotVecQuat, v' = v + 2 q_xyz x (q_w v + q_xyz x v), which needs no normalised rotation matrix.
 def rotate(quat_wxyz: np.ndarray, vec: np.ndarray) -> np.ndarray:
     """`vec` rotated by the unit quaternion (w, x, y, z): body frame -> world frame."""
-    out = np.empty(3)
-    mujoco.mju_rotVecQuat(out, np.asarray(vec, dtype=np.float64), np.asarray(quat_wxyz, dtype=np.float64))
-    return out
+    q = np.asarray(quat_wxyz, dtype=np.float64)
+    v = np.asarray(vec, dtype=np.float64)
+    w, axis = q[0], q[1:4]
+    return v + 2.0 * np.cross(axis, w * v + np.cross(axis, v))
 
 
 def rotate_inverse(quat_wxyz: np.ndarray, vec: np.ndarray) -> np.ndarray:
     """`vec` rotated by the inverse of (w, x, y, z): world frame -> body frame."""
-    conjugate = np.empty(4)
-    mujoco.mju_negQuat(conjugate, np.asarray(quat_wxyz, dtype=np.float64))
-    return rotate(conjugate, vec)
+    q = np.asarray(quat_wxyz, dtype=np.float64)
+    return rotate(np.concatenate([q[:1], -q[1:4]]), vec)
 
 
 def yaw_of(quat_wxyz: np.ndarray) -> float:

@@ -33,6 +33,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 FORMAT_VERSION = 1  # bump on any change a planner of the previous version would misread
 MANIFEST_FILE = "manifest.json"
 INITIAL_FILE = "initial.onnx"
@@ -78,6 +80,13 @@ class TaskSpec:
     obs_size: int  # the task's own observation size, before padding
     layout: tuple[ObsSegment, ...]  # covers [0, obs_size) in order
 
+    @property
+    def name(self) -> str:
+        """The short name users type: "walk" for HumanoidBench's `<robot>-<task>-v<N>`; other ids as they are."""
+        robot, sep, rest = self.env_id.partition("-")
+        task, sep2, version = rest.rpartition("-")
+        return task if sep and sep2 and version.startswith("v") and task else self.env_id
+
 
 @dataclass(frozen=True)
 class RobotSpec:
@@ -89,6 +98,23 @@ class RobotSpec:
     ctrl_high: tuple[float, ...]
     hold_action: tuple[float, ...]  # the normalised action of the robot's keyframe pose (safe hold target)
     control_dt_s: float  # one action per this many seconds
+
+    @property
+    def coordinates_size(self) -> int:
+        """Observation entries of the robot's own coordinates, which every task's observation starts with
+        (HumanoidBench: qpos then qvel): a free-floating base (7 qpos, 6 qvel) and one qpos and one qvel per
+        joint. A task observing more (scene objects, points) needs the simulator's task_state."""
+        return 7 + 6 + 2 * len(self.joint_names)
+
+    def to_ctrl(self, action: np.ndarray) -> np.ndarray:
+        """Normalised action(s) (..., A) in [-1, 1] -> joint targets (..., A), rad.
+
+        The simulator's map (sim_bridge.h1.actuators.ActionMap, HumanoidBench's `unnormalize_action`) with
+        the same float32 bounds, so a planner on the robot computer, which has no MuJoCo, sends what the
+        model was trained to send (tests/ezm_ros/test_bundle.py holds the two equal)."""
+        low = np.asarray(self.ctrl_low, dtype=np.float32)
+        high = np.asarray(self.ctrl_high, dtype=np.float32)
+        return (action + 1) / 2 * (high - low) + low
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,8 @@
 A bundle is a directory with a `manifest.json` (`ezm_ros.manifest`). The shipped model is looked for in
 `models/` of the installed share directory (colcon installs `models/*/` there) and of the repository,
 preferring `models/ezm-h1/`, else the only bundle there, else the last in name order (names carry
-versions or dates). `ezm-sim` alone may fall back to an UNTRAINED bundle exported on the fly (random
-weights, clearly labelled as such, needs the `train` extra): a ROS 2 launch never does, the planner
-then exits and says how to get a model.
+versions or dates). Without one the planner exits and says how to get a model; `ezm-sim` alone may fall
+back to an UNTRAINED bundle (`ezm_ros.run_stack.resolve_model`, with the `train` extra).
 """
 
 from __future__ import annotations
@@ -19,9 +18,6 @@ from ezm_ros.nodes import installed_share_dir
 MODELS_DIR: Final = "models"
 #: The shipped model's directory name (`ezm-export ... models/ezm-h1`), preferred when several exist.
 SHIPPED_MODEL_NAME: Final = "ezm-h1"
-#: Where `ezm-sim` writes its untrained stand-in, and the tasks it covers (all 14 HumanoidBench h1 tasks).
-UNTRAINED_DIR: Final = Path("out/untrained-bundle")
-UNTRAINED_TASK_SET: Final = "h1-all14"
 _REPO: Final = Path(__file__).resolve().parent.parent
 
 
@@ -55,25 +51,3 @@ def resolve(model: str) -> Path:
     if shipped is None:
         raise FileNotFoundError(no_model_message())
     return shipped
-
-
-def resolve_for_ezm_sim(model: str) -> tuple[Path, str]:
-    """(bundle, label) for `ezm-sim`: as `resolve`, but with no shipped model, export an UNTRAINED one."""
-    if model:
-        return Path(model).expanduser(), "given"
-    shipped = shipped_model()
-    if shipped is not None:
-        return shipped, "the shipped model"
-    print("ezm-sim: " + no_model_message(), flush=True)
-    print(f"ezm-sim: running an UNTRAINED bundle (random weights, exported now to {UNTRAINED_DIR}) so the "
-          "stack can be seen working: the robot will not walk and will likely fall.", flush=True)
-    return export_untrained_bundle(UNTRAINED_DIR), "UNTRAINED: random weights, not a trained model"
-
-
-def export_untrained_bundle(out_dir: Path, tasks: str = UNTRAINED_TASK_SET) -> Path:
-    """`ezm_training.untrained_bundle.export_untrained_bundle`, where the `train` extra (torch) is installed."""
-    try:
-        from ezm_training.untrained_bundle import export_untrained_bundle as export
-    except ImportError as err:
-        raise SystemExit(f"cannot export an untrained stand-in without the `train` extra (torch): {err}") from err
-    return export(out_dir, tasks)

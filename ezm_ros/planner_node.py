@@ -6,8 +6,10 @@ newest state and reaches the robot before its next tick. A 50 Hz timer on the st
 commands flowing from the last state if states stop (counted as stale). Lockstep: new states only,
 no deadline, deterministic. Each step rebuilds the active task's observation exactly as the simulator
 observes (`ezm_ros.observation`), runs the anytime search (`ezm_ros.planner`) on the model bundle
-(`ezm_ros.bundle`, onnxruntime), maps the action through the robot's action map
-(`sim_bridge.h1.actuators.ActionMap`) and publishes `joint_command` and `ezm/planner_status`.
+(`ezm_ros.bundle`, onnxruntime), maps the action to joint targets with the bundle's robot spec (joint
+names, ctrl ranges) and publishes `joint_command` and `ezm/planner_status`. Everything it knows about the
+robot and the tasks comes from the bundle's manifest: the node needs rclpy, numpy, onnxruntime, ezm_msgs and
+a bundle, no MuJoCo and no torch (the robot computer's install).
 
 Tasks: `ezm/task` (TaskCommand) and the `ezm/switch_task` service switch the task; `ezm/list_tasks`
 lists the model's. An unknown task is rejected with a reason (service response, status detail) and
@@ -19,7 +21,7 @@ Faults are counted and reported, never fatal: a state with NaN/inf or the wrong 
 planner's hold fallback (the previous targets), a step over its deadline is a deadline miss, a state
 older than `stale_state_s` when a step uses it is stale. A model that cannot be loaded at start ends the node with
 a clear message (exit status 2); a model swap (setting `model_path` at run time) that fails keeps the
-old model running.
+old model running, and so does a swap to a bundle made for other joints or ctrl ranges.
 """
 
 from __future__ import annotations
@@ -43,20 +45,14 @@ from ezm_msgs.msg import JointCommand, PlannerStatus, TaskCommand, TaskState
 from ezm_msgs.srv import ListTasks, SwitchTask
 from ezm_ros import conversions, model_path, qos, topics
 from ezm_ros.bundle import Bundle, BundleError, RuntimeSettings, check_files, load_bundle, read_manifest
-from ezm_ros.manifest import robot_mismatches
+from ezm_ros.manifest import RobotSpec, robot_mismatches
 from ezm_ros.node_runtime import StartupError, declare, run_node
 from ezm_ros.observation import build_observation
 from ezm_ros.planner import DEFAULT_DEADLINE_MS, Planner, PlannerSettings
 from ezm_ros.state_cache import StateCache
 from ezm_ros.task_names import TaskNameError, short_task_name
-from sim_bridge import registry
-from sim_bridge.h1 import constants
-from sim_bridge.h1.actuators import ActionMap
-from sim_bridge.h1.model import build_h1_model
 
 NODE_NAME: Final = "ezm_planner"
-#: Robot coordinates every observation starts with: qpos (7 + 19) and qvel (6 + 19) of the H1.
-ROBOT_OBS_SIZE: Final = constants.NQ + constants.NV
 #: Without a new state for this many control periods, the timer runs a step from the last state.
 TIMER_STEP_AFTER_PERIODS: Final = 1.5
 #: How long a rejected task command stays in the status detail, s.
@@ -88,7 +84,9 @@ class _Model:
     bundle: Bundle
     planner: Planner
     tasks: dict[str, int]  # short name -> the graphs' task index
+    env_ids: dict[str, str]  # short name -> env id
     obs_sizes: dict[str, int]
+    needs_task_state: dict[str, bool]  # observes scene objects or points besides the robot's coordinates
 
     @property
     def model_id(self) -> str:
@@ -118,10 +116,9 @@ class PlannerNode(Node):
             precision=declare(self, "precision", "fp32", "Graphs to run: fp32, or int8 where the bundle has them "
                               "(ezm-export --int8; CPU only, several times faster, approximate).", read_only=True),
         )
-        self._action_map = ActionMap.from_model(build_h1_model())  # the robot's own ctrl ranges
         try:
             self._model = self._load(self.p.model_path)
-            self._task = short_task_name(self.p.task, tuple(self._model.tasks))
+            self._task = short_task_name(self.p.task, self._model.env_ids)
         except (BundleError, FileNotFoundError, TaskNameError) as err:
             raise StartupError(str(err)) from None
         self._pending: _Model | str | None = None  # a model loaded by the swap thread, or why it failed
@@ -153,24 +150,31 @@ class PlannerNode(Node):
                                f"{'lockstep' if self.p.lockstep else f'{self.p.control_rate_hz:g} Hz'}")
 
     # --- model ---------------------------------------------------------------------------------------------
-    def _load(self, path_param: str) -> _Model:
-        """Load, check and warm up a bundle; BundleError or FileNotFoundError saying what is wrong."""
+    def _load(self, path_param: str, robot: RobotSpec | None = None) -> _Model:
+        """Load, check and warm up a bundle; BundleError or FileNotFoundError saying what is wrong.
+
+        robot: the running model's robot spec at a swap, which the new bundle must match (joints, order and
+        ctrl ranges): the robot does not change under a running planner."""
         path = model_path.resolve(path_param)
         bundle = load_bundle(path, RuntimeSettings(device=self.p.device, precision=self.p.precision))
         manifest = bundle.manifest
-        mismatch = robot_mismatches(manifest.robot, constants.ACTUATORS, self._action_map.low.tolist(),
-                                    self._action_map.high.tolist())
-        if mismatch:
-            raise BundleError(f"{path}: the bundle was made for another robot:\n" + "\n".join(mismatch))
+        if robot is not None:
+            mismatch = robot_mismatches(manifest.robot, robot.joint_names, robot.ctrl_low, robot.ctrl_high)
+            if mismatch:
+                raise BundleError(f"{path}: the bundle was made for another robot than the running model's:\n"
+                                  + "\n".join(mismatch))
         if manifest.training.get("env_steps", 1) == 0:
             self.get_logger().warning(f"{manifest.model_id} is UNTRAINED (0 environment steps): random weights")
         settings = PlannerSettings(
             deadline_ms=math.inf if self.p.lockstep else self.p.deadline_ms,
             num_simulations=self.p.num_simulations or None, seed=self.p.seed)
         planner = Planner(bundle, settings)
-        tasks = {registry.parse_env_id(spec.env_id)[1]: spec.index for spec in manifest.tasks}
-        sizes = {registry.parse_env_id(spec.env_id)[1]: spec.obs_size for spec in manifest.tasks}
-        return _Model(path, bundle, planner, tasks, sizes)
+        specs = {spec.name: spec for spec in manifest.tasks}
+        return _Model(path, bundle, planner, tasks={name: spec.index for name, spec in specs.items()},
+                      env_ids={name: spec.env_id for name, spec in specs.items()},
+                      obs_sizes={name: spec.obs_size for name, spec in specs.items()},
+                      needs_task_state={name: spec.obs_size > manifest.robot.coordinates_size
+                                        for name, spec in specs.items()})
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         for param in params:
@@ -191,7 +195,7 @@ class PlannerNode(Node):
 
     def _load_in_background(self, path: str) -> None:
         try:
-            model = self._load(path)
+            model = self._load(path, self._model.bundle.manifest.robot)
             if self._task not in model.tasks:
                 raise BundleError(f"the new model does not know the active task {self._task!r}")
             result: _Model | str = model
@@ -214,7 +218,7 @@ class PlannerNode(Node):
     def _switch(self, command: TaskCommand) -> tuple[bool, str]:
         """Accept or reject a task command; (accepted, reason or note)."""
         try:
-            task = short_task_name(command.task, tuple(self._model.tasks))
+            task = short_task_name(command.task, self._model.env_ids)
         except TaskNameError as err:
             return False, str(err)
         accepted = TaskCommand(header=command.header, task=task, has_forward_speed=command.has_forward_speed,
@@ -284,7 +288,7 @@ class PlannerNode(Node):
             self._control_step(time.perf_counter(), sample)
 
     def _needs_task_state(self) -> bool:
-        return self._model.obs_sizes[self._task] > ROBOT_OBS_SIZE
+        return self._model.needs_task_state[self._task]
 
     # --- control ----------------------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -317,7 +321,7 @@ class PlannerNode(Node):
             result = dataclasses.replace(result, detail=problem)
         else:
             result = model.planner.plan(obs, model.tasks[task], start_time=start)
-        positions = self._action_map.to_ctrl(result.action)
+        positions = model.bundle.manifest.robot.to_ctrl(result.action)
         command = JointCommand(name=list(model.bundle.manifest.robot.joint_names),
                                position=np.asarray(positions, dtype=np.float64).tolist())
         command.header.stamp = sample.joint_state.header.stamp  # the state it was computed from
@@ -333,7 +337,8 @@ class PlannerNode(Node):
     def _observation(self, sample, task: str) -> tuple[np.ndarray | None, str]:
         """(observation, "") or (None, why the state cannot be used)."""
         try:
-            robot = conversions.robot_coordinates(sample.joint_state, sample.odom, constants.JOINTS)
+            robot = conversions.robot_coordinates(sample.joint_state, sample.odom,
+                                                  self._model.bundle.manifest.robot.joint_names)
         except conversions.StateError as err:
             return None, f"invalid state: {err}"
         scene = sample.task_state  # None from a robot; from a simulator, the scene it has loaded

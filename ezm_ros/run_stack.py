@@ -32,8 +32,13 @@ from typing import IO, Final
 
 import sim_bridge  # noqa: F401  first: it picks MuJoCo's headless GL backend before mujoco loads (the video)
 from ezm_ros import model_path, nodes
+from ezm_ros.bundle import BundleError, read_manifest
+from ezm_ros.manifest import robot_mismatches
 from ezm_ros.rollout_video import RENDER_S_PER_FRAME
 
+#: Where `ezm-sim` writes its untrained stand-in, and the tasks it covers (all 14 HumanoidBench h1 tasks).
+UNTRAINED_DIR: Final = Path("out/untrained-bundle")
+UNTRAINED_TASK_SET: Final = "h1-all14"
 STATUS_PERIOD_S: Final = 0.5
 #: Without a terminal (CI, a log file), the status line is printed this often instead of redrawn.
 STATUS_PERIOD_NO_TTY_S: Final = 5.0
@@ -54,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--web-view", action="store_true", help=defaults["web_view"].description)
     parser.add_argument("--rviz", action="store_true", help="Also start rviz2 (needs a ROS 2 install on PATH).")
     parser.add_argument("--namespace", default="", help=defaults["namespace"].description)
+    parser.add_argument("--no-clock", action="store_true", help=defaults["publish_clock"].description)
     parser.add_argument("--duration", type=float, default=0.0, help="Stop after this many seconds (0: at Ctrl-C).")
     parser.add_argument("--video", type=Path, default=Path("out/sim.mp4"), help="Rollout video written on exit.")
     parser.add_argument("--no-video", action="store_true", help="Write no video.")
@@ -136,12 +142,53 @@ def start_stack(options: nodes.StackOptions, log_dir: Path, echo: queue.Queue[st
     return children
 
 
+def resolve_model(model: str) -> tuple[Path, str]:
+    """(bundle, label) for `ezm-sim`: `model_path.resolve`, but with no shipped model, an UNTRAINED one
+    (random weights, exported now by `ezm-export --untrained`'s code; needs the `train` extra)."""
+    if model:
+        return Path(model).expanduser(), "given"
+    shipped = model_path.shipped_model()
+    if shipped is not None:
+        return shipped, "the shipped model"
+    print("ezm-sim: " + model_path.no_model_message(), flush=True)
+    print(f"ezm-sim: running an UNTRAINED bundle (random weights, exported now to {UNTRAINED_DIR}) so the "
+          "stack can be seen working: the robot will not walk and will likely fall.", flush=True)
+    try:
+        from ezm_training.untrained_bundle import export_untrained_bundle
+    except ImportError as err:
+        raise SystemExit(f"cannot export an untrained stand-in without the `train` extra (torch): {err}") from err
+    return export_untrained_bundle(UNTRAINED_DIR, UNTRAINED_TASK_SET), "UNTRAINED: random weights, not a trained model"
+
+
+def check_robot(bundle: Path) -> None:
+    """SystemExit unless the bundle drives the simulated H1's joints, in its order, with its ctrl ranges.
+
+    The planner takes the robot from the bundle (it runs where MuJoCo is not); the simulator's side of the
+    contract is checked here, before any node starts."""
+    from sim_bridge.h1 import constants
+    from sim_bridge.h1.actuators import ActionMap
+    from sim_bridge.h1.model import build_h1_model
+
+    try:
+        manifest = read_manifest(bundle)
+    except (BundleError, FileNotFoundError) as err:
+        raise SystemExit(f"ezm-sim: {err}") from None
+    action_map = ActionMap.from_model(build_h1_model())
+    mismatch = robot_mismatches(manifest.robot, constants.ACTUATORS, action_map.low.tolist(),
+                                action_map.high.tolist())
+    if mismatch:
+        raise SystemExit(f"ezm-sim: {bundle} was made for another robot than the simulated H1:\n"
+                         + "\n".join(mismatch))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    model, label = model_path.resolve_for_ezm_sim(args.model)
+    model, label = resolve_model(args.model)
+    check_robot(model)
     print(f"ezm-sim: model {model} ({label})", flush=True)
     options = nodes.StackOptions(model=str(model), task=args.task, lockstep=args.lockstep, seed=args.seed,
-                                 rviz=args.rviz, web_view=args.web_view, namespace=args.namespace.strip("/"))
+                                 rviz=args.rviz, web_view=args.web_view, namespace=args.namespace.strip("/"),
+                                 publish_clock=not args.no_clock)
 
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor

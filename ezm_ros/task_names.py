@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sim_bridge import registry
+from collections.abc import Mapping
 
 
 class TaskNameError(ValueError):
     """An unknown task name; the message lists the known ones."""
 
 
-def short_task_name(task: str, known: Sequence[str] | None = None) -> str:
-    """`"h1-walk-v0"` or `"walk"` -> `"walk"`; raises TaskNameError unless it is in `known`.
+def short_task_name(task: str, known: Mapping[str, str]) -> str:
+    """`"h1-walk-v0"` or `"walk"` -> `"walk"`; raises TaskNameError unless it is one of `known`.
 
-    `known` defaults to every HumanoidBench h1 task; the planner passes the tasks its model knows.
+    known: short name -> env id of every task the caller can run: the planner's model's tasks
+    (`TaskSpec.name`), the simulator's registry. The caller's list, so the names need no parsing here.
     """
-    known = tuple(registry.TASKS) if known is None else tuple(known)
     name = task.strip()
-    if name in registry.TASK_IDS:
-        name = registry.parse_env_id(name)[1]
+    by_env_id = {env_id: short for short, env_id in known.items()}
+    name = by_env_id.get(name, name)
     if name not in known:
         raise TaskNameError(f"unknown task {task!r}; known: {', '.join(known)}")
     return name

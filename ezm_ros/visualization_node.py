@@ -54,7 +54,7 @@ class VisualizationNode(Node):
         self._command: TaskCommand | None = None
         self._dirty = False
         self._scene_sent = -np.inf
-        self._load(short_task_name(self.p.task))
+        self._load(short_task_name(self.p.task, registry.robot_tasks(constants.ROBOT_NAME)))
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, qos.SENSOR)
         self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.SENSOR)
         self.create_subscription(TaskState, topics.TASK_STATE, self._on_task_state, qos.SENSOR)
@@ -83,7 +83,7 @@ class VisualizationNode(Node):
         self._task_state = msg
         if msg.task and msg.task != self._task:
             try:
-                self._load(short_task_name(msg.task))
+                self._load(short_task_name(msg.task, registry.robot_tasks(constants.ROBOT_NAME)))
             except TaskNameError as err:
                 self.get_logger().warning(f"cannot draw the scene: {err}")
 

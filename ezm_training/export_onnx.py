@@ -3,6 +3,7 @@
 
     ezm-export runs/<hash> models/ezm-h1                 # newest checkpoint of a run, EMA (target) weights
     ezm-export runs/<hash>/checkpoints/ckpt_000600000 models/ezm-h1 --weights online --force
+    ezm-export --untrained out/untrained [--tasks h1-locomotion]   # random weights, labelled untrained
 
 From Python (tests, synthetic bundles for benchmarks):
 
@@ -458,8 +459,13 @@ def _config_dict(cfg: EZMConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ezm-export", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="run dir, its checkpoints/ dir, or one ckpt_* dir")
+    parser.add_argument("checkpoint", type=Path, nargs="?",
+                        help="run dir, its checkpoints/ dir, or one ckpt_* dir (none with --untrained)")
     parser.add_argument("out", type=Path, help="bundle directory to write")
+    parser.add_argument("--untrained", action="store_true",
+                        help="export a tiny model with random weights instead (the manifest says 0 env steps, "
+                             "the planner warns): a stand-in to try the stack with; --tasks is a task set or "
+                             "env ids, default all 14 h1 tasks")
     parser.add_argument("--weights", choices=("target", "online"), default="target",
                         help="EMA target weights (what the actors and evaluation use) or the online weights")
     parser.add_argument("--tasks", default=None, help="comma-separated env ids to include (default: all)")
@@ -469,7 +475,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write int8 graphs (dynamic quantization) for CPUs short of time at float32")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
+    if args.untrained == (args.checkpoint is not None):
+        parser.error("give a checkpoint or --untrained, not both" if args.untrained else "give a checkpoint")
     torch.set_num_threads(1)  # the graphs are traced, not trained; keep the machine's other jobs running
+    if args.untrained:
+        from ezm_training.untrained_bundle import DEFAULT_TASKS, export_untrained_bundle
+
+        if args.out.exists() and not args.force:
+            print(f"ezm-export: {args.out} exists (--force replaces it)", file=sys.stderr)
+            return 1
+        try:
+            export_untrained_bundle(args.out, args.tasks or DEFAULT_TASKS, reuse=False)
+        except (ExportError, ValueError) as error:
+            print(f"ezm-export: {error}", file=sys.stderr)
+            return 1
+        print(f"{args.out}: an UNTRAINED bundle (random weights)")
+        return 0
     try:
         model, cfg, found, step, env_steps = ckpt.load_model(args.checkpoint, args.weights)
         tasks = args.tasks.split(",") if args.tasks else None

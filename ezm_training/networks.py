@@ -48,7 +48,7 @@ OBS_NORM_EPS = 1e-5  # added to the variance before the square root; [EZ2] layer
 
 
 class InitialInference(NamedTuple):
-    """`initial_inference` outputs. The first four match search.types.RootOutput field by field."""
+    """`initial_inference` outputs. The first four match search.contracts.RootOutput field by field."""
 
     latent: torch.Tensor  # [B, L]
     value: torch.Tensor  # [B] decoded, ensemble reduced by `decode_value`
@@ -58,7 +58,7 @@ class InitialInference(NamedTuple):
 
 
 class RecurrentInference(NamedTuple):
-    """`recurrent_inference` outputs. The first five match search.types.RecurrentOutput field by field."""
+    """`recurrent_inference` outputs. The first five match search.contracts.RecurrentOutput field by field."""
 
     latent: torch.Tensor  # [B, L] next latent
     reward: torch.Tensor  # [B] decoded reward of the transition

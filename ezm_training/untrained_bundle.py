@@ -1,7 +1,8 @@
 """An UNTRAINED model bundle: a tiny WorldModel with random weights, exported by the real exporter.
 
-For `ezm-sim` while the repository ships no trained model (it says so, loudly), and for the ROS 2 stack's
-tests, which need a real bundle (real ONNX graphs, manifest, parity data) but no trained behaviour.
+For `ezm-export --untrained` and `ezm-sim` while the repository ships no trained model (both say so,
+loudly), and for the ROS 2 stack's tests, which need a real bundle (real ONNX graphs, manifest, parity
+data) but no trained behaviour.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ DEFAULT_TASKS = "h1-all14"
 _SEED = 0
 
 
-def export_untrained_bundle(out_dir: Path, tasks: str = DEFAULT_TASKS) -> Path:
-    """The bundle at `out_dir`, exported now unless one is already there (repeated runs start at once).
+def export_untrained_bundle(out_dir: Path, tasks: str = DEFAULT_TASKS, reuse: bool = True) -> Path:
+    """The bundle at `out_dir`, exported now unless one is already there and `reuse` (repeated `ezm-sim`
+    runs start at once); otherwise it replaces out_dir only once the new bundle is complete.
 
     tasks: an EZMConfig task set or comma-separated env ids. The manifest records 0 environment steps and
     the checkpoint "untrained (random weights)", which the planner reports.
     """
     out_dir = Path(out_dir)
-    if (out_dir / MANIFEST_FILE).is_file():
+    if reuse and (out_dir / MANIFEST_FILE).is_file():
         return out_dir
     torch.manual_seed(_SEED)
     cfg = EZMConfig.from_preset("smoke", size="tiny", tasks=tasks)

@@ -71,6 +71,11 @@ def env_id(robot: str, task: str) -> str:
 TASK_IDS: Final = tuple(env_id(robot, task) for robot in ROBOTS for task in TASKS)
 
 
+def robot_tasks(robot: str) -> dict[str, str]:
+    """Short task name -> env id of every task on `robot`: `{"stand": "h1-stand-v0", ...}`."""
+    return {task: env_id(robot, task) for task in TASKS}
+
+
 def parse_env_id(env_id_: str) -> tuple[str, str]:
     """`"h1-walk-v0"` -> `("h1", "walk")`; an unknown id raises ValueError listing the known ones."""
     robot, sep, rest = env_id_.partition("-")

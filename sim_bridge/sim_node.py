@@ -176,7 +176,7 @@ class SimNode(Node):
     # --- scene ------------------------------------------------------------------------------------------
     def _load(self, task: str, keep_state: bool, forward_speed: float | None = None) -> None:
         """Build the task's scene; keep the robot's state when the scene has the same structure."""
-        name = short_task_name(task)
+        name = short_task_name(task, registry.robot_tasks(constants.ROBOT_NAME))
         env = sim_bridge.make(registry.env_id(constants.ROBOT_NAME, name), collision=self.p.collision).unwrapped
         previous = getattr(self, "_env", None)
         obs, _ = env.reset(seed=self.p.seed + self._resets)
@@ -231,7 +231,7 @@ class SimNode(Node):
 
     def _on_active_task(self, msg: TaskCommand) -> None:
         try:
-            name = short_task_name(msg.task)
+            name = short_task_name(msg.task, registry.robot_tasks(constants.ROBOT_NAME))
         except TaskNameError as err:
             self.get_logger().warning(f"ignoring active task: {err}")
             return

@@ -1,9 +1,10 @@
-"""The shared body of ezm_ros/setup.py and sim_bridge/setup.py, for `colcon build` in a ROS 2 workspace.
+"""The shared body of the ament_python packages' setup.py, for `colcon build` in a ROS 2 workspace.
 
 pip users never run this: they install all Python packages from the top-level pyproject.toml. colcon
-builds each ROS package from its own directory, so each of ezm_ros/ and sim_bridge/ carries a
-package.xml, a setup.cfg (scripts into lib/<pkg>, where `ros2 run` and launch_ros look) and a tiny
-setup.py calling `ament_python_setup`. Version, console scripts and Python requirements are read from
+builds each ROS package from its own directory, so each of ezm_ros/, sim_bridge/ and
+ezm_training/search/ (the `ezm_search` package) carries a package.xml, a tiny setup.py calling
+`ament_python_setup` and, where it has executables, a setup.cfg (scripts into lib/<pkg>, where `ros2 run`
+and launch_ros look). Version, console scripts and Python requirements are read from
 pyproject.toml and VERSION, so there is one source of truth; package.xml repeats the version because
 its format requires a literal (tests/foundation/test_packaging.py keeps them equal).
 """
@@ -29,9 +30,16 @@ def _relative(paths, start: Path) -> list[str]:
     return sorted(str(Path(p).relative_to(start)) if Path(p).is_relative_to(start) else str(p) for p in paths)
 
 
-def ament_python_setup(package: str, extra_data_files: list[tuple[str, list[str]]] = ()) -> None:
-    """Run setuptools for the ament_python package `package`, whose Python sources are its own dir."""
-    package_dir = REPO / package
+def ament_python_setup(package: str, extra_data_files: list[tuple[str, list[str]]] = (), *,
+                       import_name: str | None = None) -> None:
+    """Run setuptools for the ament_python package `package`, whose Python sources are its own dir.
+
+    `import_name` is the Python package those sources are imported as, when it differs from the ROS
+    package's name: `ezm_search` installs `ezm_training.search` (the learner and the planner import the
+    one search under one name; a robot install holds it without the rest of `ezm_training`, as a
+    namespace portion)."""
+    import_name = import_name or package
+    package_dir = REPO / Path(*import_name.split("."))
     subpackages = find_packages(str(package_dir), exclude=("resource*",))
     data_files = [
         ("share/ament_index/resource_index/packages", [f"resource/{package}"]),
@@ -43,10 +51,10 @@ def ament_python_setup(package: str, extra_data_files: list[tuple[str, list[str]
         version=(REPO / "VERSION").read_text().strip(),
         # The package's sources sit beside this setup.py (the repository keeps one flat layout
         # for pip and colcon alike), hence the mapping of the package onto ".".
-        package_dir={package: "."},
-        packages=[package, *(f"{package}.{sub}" for sub in subpackages)],
+        package_dir={import_name: "."},
+        packages=[import_name, *(f"{import_name}.{sub}" for sub in subpackages)],
         data_files=data_files,
         install_requires=["setuptools"],
         zip_safe=True,
-        entry_points={"console_scripts": _console_scripts(package)},
+        entry_points={"console_scripts": _console_scripts(import_name)},
     )

@@ -11,7 +11,7 @@ Public API: `gumbel_search`, the contracts `RootOutput`, `RecurrentOutput`, `Rec
 from ezm_training.search.policy import gumbel_search
 from ezm_training.search.rng import fold_in, root_keys
 from ezm_training.search.seq_halving import PhaseStep, phase_schedule
-from ezm_training.search.types import RecurrentFn, RecurrentOutput, RootOutput, SearchOutput
+from ezm_training.search.contracts import RecurrentFn, RecurrentOutput, RootOutput, SearchOutput
 
 __all__ = [
     "PhaseStep",

@@ -24,7 +24,7 @@ from ezm_training.search.sampling import ACTION_CLIP, child_noise_table, proposa
 from ezm_training.search.search import run_phase_step
 from ezm_training.search.seq_halving import best_survivor, halve, initial_survivors, phase_schedule
 from ezm_training.search.tree import Tree, instantiate_tree, node_values
-from ezm_training.search.types import RecurrentFn, RootOutput, SearchOutput
+from ezm_training.search.contracts import RecurrentFn, RootOutput, SearchOutput
 
 
 def gumbel_search(

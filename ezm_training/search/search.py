@@ -34,7 +34,7 @@ from ezm_training.search._arrays import Array, batch_index, device_of, namespace
 from ezm_training.search.action_selection import QTransform, interior_action
 from ezm_training.search.sampling import sample_child_actions
 from ezm_training.search.tree import Tree
-from ezm_training.search.types import RecurrentFn
+from ezm_training.search.contracts import RecurrentFn
 
 
 def run_phase_step(

@@ -25,7 +25,7 @@ from typing import ClassVar, NamedTuple
 
 
 from ezm_training.search._arrays import Array, batch_index, clip, device_of, namespace
-from ezm_training.search.types import RootOutput
+from ezm_training.search.contracts import RootOutput
 
 
 @dataclass(frozen=True)

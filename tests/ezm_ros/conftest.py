@@ -142,7 +142,7 @@ def probe():
 def tiny_bundle(tmp_path_factory) -> Path:
     """A tiny, untrained WorldModel exported with the real exporter (needs torch: the `train` extra)."""
     pytest.importorskip("torch", reason="exporting a test bundle needs the train extra (torch)")
-    from ezm_ros.model_path import export_untrained_bundle
+    from ezm_training.untrained_bundle import export_untrained_bundle
 
     return export_untrained_bundle(tmp_path_factory.mktemp("bundle") / "tiny", tasks=TEST_BUNDLE_TASKS)
 

