@@ -3,11 +3,15 @@
 Kept tiny on purpose: each node reads its parameters once into a frozen dataclass right after
 declaring them, and `run_node` is the `main` of ros2/examples (SIGINT and SIGTERM end the spin through
 `KeyboardInterrupt` or `ExternalShutdownException`; shutdown only if the context is still up).
+Ctrl-C in a terminal running `ros2 launch` reaches every node twice, from the terminal and from launch,
+which forwards it; the second must not interrupt the clean-up of the first.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,6 +49,8 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
         if rclpy.ok():
             raise
     finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already; a second Ctrl-C changes nothing
         if node is not None:
             close = getattr(node, "close", None)
             if close is not None:

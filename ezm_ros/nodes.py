@@ -35,6 +35,8 @@ LAUNCH_ARGUMENTS: Final = (
     LaunchArgument("rviz", "true", "Start rviz2 with launch/config/ezm_sim.rviz (a ROS 2 install only)."),
     LaunchArgument("web_view", "false", "Serve the 3D scene in a browser at http://127.0.0.1:8080 (viser)."),
     LaunchArgument("namespace", "", "Namespace of every node and topic (a second robot runs beside the first)."),
+    LaunchArgument("publish_clock", "true", "The simulator publishes /clock (one per ROS domain: false for a "
+                   "second stack, whose sim-time nodes then follow the first's clock)."),
 )
 
 
@@ -57,6 +59,7 @@ class StackOptions:
     rviz: bool = True
     web_view: bool = False
     namespace: str = ""
+    publish_clock: bool = True
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> StackOptions:
@@ -64,7 +67,7 @@ class StackOptions:
         merged = {arg.name: arg.default for arg in LAUNCH_ARGUMENTS} | values
         return cls(model=merged["model"], task=merged["task"], lockstep=_truthy(merged["lockstep"]),
                    seed=int(merged["seed"]), rviz=_truthy(merged["rviz"]), web_view=_truthy(merged["web_view"]),
-                   namespace=merged["namespace"].strip("/"))
+                   namespace=merged["namespace"].strip("/"), publish_clock=_truthy(merged["publish_clock"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,16 +78,18 @@ class NodeSpec:
     module: str | None  # `python -m` entry for ezm-sim; None: not ours (rviz2), ezm-sim cannot start it
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)  # beside the params file
     arguments: tuple[str, ...] = ()
+    essential: bool = False  # its exit ends the whole stack (the simulator, the planner), not a viewer's
 
 
 def stack_nodes(options: StackOptions) -> list[NodeSpec]:
     """The nodes of `ros2 launch ezm_ros sim.launch.py` / `ezm-sim`, in start order."""
     nodes = [
         NodeSpec("sim_bridge", "sim_node", "ezm_sim", "sim_bridge.sim_node",
-                 {"task": options.task, "lockstep": options.lockstep, "seed": options.seed}),
+                 {"task": options.task, "lockstep": options.lockstep, "seed": options.seed,
+                  "publish_clock": options.publish_clock}, essential=True),
         NodeSpec(PACKAGE, "planner_node", "ezm_planner", "ezm_ros.planner_node",
                  {"model_path": options.model, "task": options.task, "lockstep": options.lockstep,
-                  "seed": options.seed}),
+                  "seed": options.seed}, essential=True),
     ]
     if options.rviz or options.web_view:
         nodes.append(NodeSpec(PACKAGE, "visualization_node", "ezm_visualization", "ezm_ros.visualization_node",
