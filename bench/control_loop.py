@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import sim_bridge  # noqa: E402, F401  (picks MuJoCo's GL backend before anything imports mujoco)
-from ezm_ros import nodes, run_stack  # noqa: E402
+from ezm_ros import nodes  # noqa: E402
+from sim_bridge import run_stack  # noqa: E402
 
 STRESS_CODE = "while True: pass"
 

@@ -76,7 +76,7 @@ def learner_bundle(args, work: Path) -> tuple[Path | None, str]:
         checkpoint = runs[-1] if runs else None
     if checkpoint is None:
         return None, "learner: no checkpoint under runs/ and none given (--checkpoint/--bundle): row skipped"
-    from ezm_training.export_onnx import main as export_main
+    from ezm_training.cli import export_main
 
     out = work / "learner"
     if export_main([str(checkpoint), str(out), "--int8", "--force"]) != 0:

@@ -4,7 +4,7 @@ A bundle is a directory with a `manifest.json` (`ezm_ros.manifest`). The shipped
 `models/` of the installed share directory (colcon installs `models/*/` there) and of the repository,
 preferring `models/ezm-h1/`, else the only bundle there, else the last in name order (names carry
 versions or dates). Without one the planner exits and says how to get a model; `ezm-sim` alone may fall
-back to an UNTRAINED bundle (`ezm_ros.run_stack.resolve_model`, with the `train` extra).
+back to an UNTRAINED bundle (`sim_bridge.run_stack.resolve_model`, with the `train` extra).
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ def stack_nodes(options: StackOptions) -> list[NodeSpec]:
                   "seed": options.seed}, essential=True),
     ]
     if options.rviz or options.web_view:
-        nodes.append(NodeSpec(PACKAGE, "visualization_node", "ezm_visualization", "ezm_ros.visualization_node",
-                              {"task": options.task}))
+        nodes.append(NodeSpec("sim_bridge", "visualization_node", "ezm_visualization",
+                              "sim_bridge.visualization_node", {"task": options.task}))
     if options.web_view:
         nodes.append(NodeSpec(PACKAGE, "web_view_node", "ezm_web_view", "ezm_ros.web_view_node"))
     if options.rviz:

@@ -34,14 +34,12 @@ chosen, action and root value differences) on the parity observations with the s
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import hashlib
 import logging
 import os
 import shutil
-import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -69,7 +67,6 @@ from ezm_ros.manifest import (
     TaskSpec,
     file_sha256,
 )
-from ezm_training import checkpoint as ckpt
 from ezm_training.config import EZMConfig
 from ezm_training.networks import OBS_NORM_EPS, WorldModel
 from ezm_training.value_transform import EPSILON
@@ -454,62 +451,3 @@ def _config_dict(cfg: EZMConfig) -> dict:
     import json
 
     return json.loads(cfg.to_json())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ezm-export", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, nargs="?",
-                        help="run dir, its checkpoints/ dir, or one ckpt_* dir (none with --untrained)")
-    parser.add_argument("out", type=Path, help="bundle directory to write")
-    parser.add_argument("--untrained", action="store_true",
-                        help="export a tiny model with random weights instead (the manifest says 0 env steps, "
-                             "the planner warns): a stand-in to try the stack with; --tasks is a task set or "
-                             "env ids, default all 14 h1 tasks")
-    parser.add_argument("--weights", choices=("target", "online"), default="target",
-                        help="EMA target weights (what the actors and evaluation use) or the online weights")
-    parser.add_argument("--tasks", default=None, help="comma-separated env ids to include (default: all)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    parser.add_argument("--dynamo", action="store_true", help="use torch's dynamo exporter (slower to export)")
-    parser.add_argument("--int8", action="store_true",
-                        help="also write int8 graphs (dynamic quantization) for CPUs short of time at float32")
-    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    args = parser.parse_args(argv)
-    if args.untrained == (args.checkpoint is not None):
-        parser.error("give a checkpoint or --untrained, not both" if args.untrained else "give a checkpoint")
-    torch.set_num_threads(1)  # the graphs are traced, not trained; keep the machine's other jobs running
-    if args.untrained:
-        from ezm_training.untrained_bundle import DEFAULT_TASKS, export_untrained_bundle
-
-        if args.out.exists() and not args.force:
-            print(f"ezm-export: {args.out} exists (--force replaces it)", file=sys.stderr)
-            return 1
-        try:
-            export_untrained_bundle(args.out, args.tasks or DEFAULT_TASKS, reuse=False)
-        except (ExportError, ValueError) as error:
-            print(f"ezm-export: {error}", file=sys.stderr)
-            return 1
-        print(f"{args.out}: an UNTRAINED bundle (random weights)")
-        return 0
-    try:
-        model, cfg, found, step, env_steps = ckpt.load_model(args.checkpoint, args.weights)
-        tasks = args.tasks.split(",") if args.tasks else None
-        manifest = export_bundle(model, cfg, args.out, tasks=tasks, env_steps=env_steps, training_steps=step,
-                                 checkpoint=str(found), weights=args.weights, opset=args.opset, dynamo=args.dynamo,
-                                 int8=args.int8, overwrite=args.force)
-    except (ExportError, FileNotFoundError) as error:
-        print(f"ezm-export: {error}", file=sys.stderr)
-        return 1
-    worst = max(manifest.export["parity_max_abs_error"].values())
-    print(f"{args.out}: {manifest.model_id}, {len(manifest.tasks)} tasks, step {step}, {env_steps} env steps; "
-          f"onnxruntime vs torch max abs error {worst:.2g}")
-    if manifest.int8:
-        agreement = manifest.int8["search_agreement"]
-        print(f"int8 graphs: max abs error {max(manifest.int8['parity_max_abs_error'].values()):.2g}; the search "
-              f"picks the float32 graphs' candidate at {100 * agreement['same_candidate']:.0f}% of "
-              f"{agreement['roots']} roots, actions differ by {agreement['action_abs_diff_mean']:.3g} on average")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

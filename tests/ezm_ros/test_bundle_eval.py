@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ezm_ros.bundle import RuntimeSettings, load_bundle
-from ezm_ros.bundle_eval import evaluate_bundle, main
+from sim_bridge.bundle_eval import evaluate_bundle, main
 from ezm_ros.planner import PlannerSettings
 
 STEPS = 40  # per episode: enough for the untrained robot to move, short enough for CI

@@ -13,7 +13,8 @@ from geometry_msgs.msg import Point  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 import sim_bridge  # noqa: E402
-from ezm_ros import conversions, markers  # noqa: E402
+from ezm_ros import conversions  # noqa: E402
+from sim_bridge import markers  # noqa: E402
 from sim_bridge.h1 import constants  # noqa: E402
 
 STAMP = conversions.stamp_from_ns(0)

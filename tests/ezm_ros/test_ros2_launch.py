@@ -117,10 +117,10 @@ def test_colcon_builds_the_workspace(workspace):
         assert (install / package / "share/ament_index/resource_index/packages" / package).is_file()
         assert (install / package / "share" / package / "package.xml").is_file()
     # What `ros2 launch ezm_ros sim.launch.py` needs: the node executables, the launch file and its config.
-    for executable in ("ezm_ros/lib/ezm_ros/planner_node", "ezm_ros/lib/ezm_ros/visualization_node",
-                       "ezm_ros/lib/ezm_ros/web_view_node", "ezm_ros/lib/ezm_ros/ezm-task",
-                       "ezm_ros/lib/ezm_ros/ezm-sim", "sim_bridge/lib/sim_bridge/sim_node",
-                       "sim_bridge/lib/sim_bridge/sim-bridge"):
+    for executable in ("ezm_ros/lib/ezm_ros/planner_node", "ezm_ros/lib/ezm_ros/web_view_node",
+                       "ezm_ros/lib/ezm_ros/ezm-task", "sim_bridge/lib/sim_bridge/sim_node",
+                       "sim_bridge/lib/sim_bridge/visualization_node", "sim_bridge/lib/sim_bridge/ezm-sim",
+                       "sim_bridge/lib/sim_bridge/ezm-bundle-eval", "sim_bridge/lib/sim_bridge/sim-bridge"):
         assert (install / executable).is_file(), executable
     for shared in ("launch/sim.launch.py", "config/sim.params.yaml", "config/ezm_sim.rviz"):
         assert (install / "ezm_ros/share/ezm_ros" / shared).is_file(), shared

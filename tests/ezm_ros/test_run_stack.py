@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def _ezm_sim(*args: str, timeout_s: float = 90.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ezm_ros.run_stack", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sim_bridge.run_stack", *args], capture_output=True, text=True,
                           timeout=timeout_s)
 
 

@@ -123,7 +123,7 @@ def test_browser_view_shows_the_robot(launch, probe, tmp_path):
     assert chromium
     port = _free_port()
     sim = launch("sim_bridge.sim_node", "ezm_sim", task="walk")
-    visualization = launch("ezm_ros.visualization_node", "ezm_visualization", task="walk")
+    visualization = launch("sim_bridge.visualization_node", "ezm_visualization", task="walk")
     web = launch("ezm_ros.web_view_node", "ezm_web_view", port=port)
     markers = probe.collect(MarkerArray, topics.MARKERS, qos.VISUALIZATION)
     robot_meshes = lambda: any(m.ns == "robot" and m.mesh_resource.startswith("file://")  # noqa: E731

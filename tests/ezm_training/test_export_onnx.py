@@ -14,13 +14,13 @@ import torch
 from ezm_ros.bundle import RuntimeSettings, load_bundle
 from ezm_ros.manifest import MANIFEST_FILE, Manifest
 from ezm_ros.planner import Planner, PlannerSettings
+from ezm_training.cli import export_main
 from ezm_training.config import EZMConfig
 from ezm_training.export_onnx import (
     RANDOM_ROWS_PER_TASK,
     RECORDED_STEPS_PER_TASK,
     ExportError,
     export_bundle,
-    main,
     search_settings,
 )
 from ezm_training.model_search import search_batch, search_keys
@@ -167,7 +167,7 @@ def test_ezm_export_reads_a_training_checkpoint(tmp_path, capsys):
     state = {"learner": {"model": online.state_dict(), "target_model": target.state_dict(), "step": 7},
              "env_steps": 4321}
     ckpt.save_checkpoint(tmp_path / "run" / "checkpoints", 7, state, {}, cfg.to_json())
-    assert main([str(tmp_path / "run"), str(tmp_path / "bundle")]) == 0
+    assert export_main([str(tmp_path / "run"), str(tmp_path / "bundle")]) == 0
     assert "2 tasks, step 7, 4321 env steps" in capsys.readouterr().out
     bundle = load_bundle(tmp_path / "bundle")
     training = bundle.manifest.training
@@ -177,8 +177,8 @@ def test_ezm_export_reads_a_training_checkpoint(tmp_path, capsys):
     with torch.no_grad():
         want = target.initial_inference(torch.from_numpy(obs), torch.tensor([1])).value.numpy()
     np.testing.assert_allclose(bundle.initial(obs, np.array([1])).value, want, rtol=1e-5, atol=1e-5)
-    assert main([str(tmp_path / "run"), str(tmp_path / "bundle")]) == 1  # exists: needs --force
-    assert main([str(tmp_path / "run"), str(tmp_path / "bundle"), "--force", "--weights", "online"]) == 0
+    assert export_main([str(tmp_path / "run"), str(tmp_path / "bundle")]) == 1  # exists: needs --force
+    assert export_main([str(tmp_path / "run"), str(tmp_path / "bundle"), "--force", "--weights", "online"]) == 0
     assert json.loads((tmp_path / "bundle" / MANIFEST_FILE).read_text())["training"]["weights"] == "online"
 
 
@@ -238,3 +238,16 @@ def test_planner_runs_on_int8_graphs(exported_int8):
             assert math.isfinite(result.root_value)
     # It runs the int8 graphs; how far its values are from float32 is this CPU's kernels, not asserted.
     assert planners["int8"].model.graph_files == ("initial.int8.onnx", "recurrent.int8.onnx")
+
+
+def test_ezm_export_untrained_writes_a_labelled_stand_in_and_keeps_an_existing_bundle(tmp_path, capsys):
+    out = tmp_path / "untrained"
+    assert export_main(["--untrained", str(out), "--tasks", "h1-stand"]) == 0
+    manifest = Manifest.from_json((out / MANIFEST_FILE).read_text())
+    assert manifest.training["env_steps"] == 0 and [t.env_id for t in manifest.tasks] == ["h1-stand-v0"]
+    before = (out / MANIFEST_FILE).read_text()
+    assert export_main(["--untrained", str(out)]) == 1 and "--force replaces it" in capsys.readouterr().err
+    assert export_main(["--untrained", str(out), "--tasks", "h1-nosuch", "--force"]) == 1
+    assert (out / MANIFEST_FILE).read_text() == before, "a failed export leaves the old bundle as it was"
+    with pytest.raises(SystemExit):
+        export_main([str(tmp_path / "run"), str(out), "--untrained"])

@@ -34,7 +34,7 @@ import sim_bridge  # noqa: F401  first: it picks MuJoCo's headless GL backend be
 from ezm_ros import model_path, nodes
 from ezm_ros.bundle import BundleError, read_manifest
 from ezm_ros.manifest import robot_mismatches
-from ezm_ros.rollout_video import RENDER_S_PER_FRAME
+from sim_bridge.rollout_video import RENDER_S_PER_FRAME
 
 #: Where `ezm-sim` writes its untrained stand-in, and the tasks it covers (all 14 HumanoidBench h1 tasks).
 UNTRAINED_DIR: Final = Path("out/untrained-bundle")
@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    from ezm_ros.stack_monitor import StackMonitor
+    from sim_bridge.stack_monitor import StackMonitor
 
     echo: queue.Queue[str] = queue.Queue()
     status = 0

@@ -18,7 +18,7 @@ from sensor_msgs.msg import JointState
 
 from ezm_msgs.msg import PlannerStatus, TaskState
 from ezm_ros import conversions, qos, topics
-from ezm_ros.rollout_video import RolloutRecorder
+from sim_bridge.rollout_video import RolloutRecorder
 from sim_bridge.h1 import constants
 
 #: Planner steps the p99 latency of the status line is taken over (10 s at 50 Hz).

@@ -2,7 +2,7 @@
 
 It keeps its own copy of the active task's MuJoCo scene (built by sim_bridge, never stepped), poses it
 from the state topics (joint_states, odom, task_state) and publishes the H1's link meshes, the scene's
-objects and an arrow for the commanded velocity and heading (`ezm_ros.markers`). Works the same against
+objects and an arrow for the commanded velocity and heading (`sim_bridge.markers`). Works the same against
 a real robot's state topics, minus the scene objects.
 """
 
@@ -22,7 +22,8 @@ from visualization_msgs.msg import MarkerArray
 
 import sim_bridge
 from ezm_msgs.msg import TaskCommand, TaskState
-from ezm_ros import conversions, markers, qos, topics
+from ezm_ros import conversions, qos, topics
+from sim_bridge import markers
 from ezm_ros.node_runtime import declare, run_node
 from ezm_ros.task_names import TaskNameError, short_task_name
 from sim_bridge import registry

@@ -92,7 +92,7 @@ def evaluate_bundle(bundle: Bundle, env_ids: list[str], *, episodes: int, seed: 
                     max_steps: int = EPISODE_STEPS, progress=None) -> list[BundleEvalResult]:
     """`episodes` episodes per task in `env_ids` (ids the bundle knows) with one planner over `bundle`."""
     import sim_bridge
-    from ezm_training.reference_results import success_bar
+    from sim_bridge import registry
 
     planner = Planner(bundle, settings)
     results = []
@@ -110,7 +110,7 @@ def evaluate_bundle(bundle: Bundle, env_ids: list[str], *, episodes: int, seed: 
         returns = np.array([s.env_return for s in stats])
         steps = sum(s.length for s in stats)
         latency = np.concatenate([s.latency_ms for s in stats])
-        bar = success_bar(env_id)
+        bar = float(registry.make_task(env_id).success_bar)  # HumanoidBench's, from the task definition
         results.append(BundleEvalResult(
             env_id=env_id, precision=bundle.settings.precision, episodes=episodes,
             mean_return=float(returns.mean()), std_return=float(returns.std()),
