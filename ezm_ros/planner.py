@@ -46,7 +46,6 @@ from ezm_training.search import RecurrentFn, RecurrentOutput, RootOutput, fold_i
 
 HOLD = "hold"
 POLICY_MEAN = "policy_mean"
-CONTROL_PERIOD_MS = 20.0  # 50 Hz, HumanoidBench's control rate
 DEFAULT_DEADLINE_MS = 12.0  # of the 20 ms step: the rest reads the state and publishes the command
 _FORCED_STOP_WARMUPS = 3  # warm-up searches stopped after their first step, to time the read-out alone
 

@@ -21,9 +21,6 @@ from rclpy.qos import (
     QoSReliabilityPolicy,
 )
 
-#: Control period of the stack (s): the planner's and the simulator's 50 Hz. Deadlines are multiples of it.
-CONTROL_PERIOD_S: Final = 0.02
-
 #: Robot state streams (joint_states, imu, odom, task_state): best effort, keep last 5, volatile.
 #: Why: a late sample is worth less than the next one; retransmitting old state only adds latency
 #: (the reasoning of `rclpy.qos.qos_profile_sensor_data`, whose depth 5 this keeps).
