@@ -39,6 +39,7 @@ from ezm_ros.manifest import (
     INITIAL_OUTPUTS,
     MANIFEST_FILE,
     PARITY_FILE,
+    PARITY_TOLERANCE,
     RECURRENT_INPUTS,
     RECURRENT_OUTPUTS,
     BundleError,
@@ -47,8 +48,6 @@ from ezm_ros.manifest import (
 )
 from ezm_training.search import RecurrentFn, RecurrentOutput, RootOutput
 
-# Exporter and loader agree to this tolerance on CPU (float32; design.md measured about 1e-6).
-PARITY_TOLERANCE = 1e-5
 # The CUDA provider may run matmuls in TF32 and fuse differently; parity there is a sanity check only.
 PARITY_TOLERANCE_CUDA = 1e-2
 # int8 graphs must reproduce the exporter's torch outputs within this many times the int8 error the

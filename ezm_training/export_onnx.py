@@ -57,6 +57,7 @@ from ezm_ros.manifest import (
     INITIAL_OUTPUTS,
     MANIFEST_FILE,
     PARITY_FILE,
+    PARITY_TOLERANCE,
     RECURRENT_FILE,
     RECURRENT_INPUTS,
     RECURRENT_OUTPUTS,
@@ -72,7 +73,6 @@ from ezm_training.networks import OBS_NORM_EPS, WorldModel
 from ezm_training.value_transform import EPSILON
 
 DEFAULT_OPSET = 17  # LayerNormalization is a single op from opset 17 on
-PARITY_TOLERANCE = 1e-5  # rtol and atol of the torch-vs-onnxruntime check (float32)
 RANDOM_ROWS_PER_TASK = 4  # random observations per task in the parity check
 RECORDED_STEPS_PER_TASK = 4  # env steps recorded per task (reset, then random actions)
 _RECORD_SEED = 0
