@@ -2,7 +2,7 @@
 
 It composes the modules of this package: sample K candidates (sampling.py), allocate the tree (tree.py),
 run the precomputed sequential-halving schedule one batched phase step at a time (seq_halving.py,
-search.py), and read out the action, the improved policy and the root value. The same call serves the
+phase_step.py), and read out the action, the improved policy and the root value. The same call serves the
 actor (the action), reanalysis (π' and the root value as targets) and the deployment planner (anytime).
 
 Knob defaults are EZ-M's continuous-control search ([EZM] ez/config/exp/humanoid_bench_state.yaml),
@@ -21,7 +21,7 @@ from ezm_training.search._arrays import Array, batch_index, device_of, namespace
 from ezm_training.search.action_selection import root_q, root_scores
 from ezm_training.search.qtransforms import C_SCALE, C_VISIT, VALUE_MINMAX_DELTA, transformed_q
 from ezm_training.search.sampling import ACTION_CLIP, child_noise_table, proposal_prior_logits, sample_candidates
-from ezm_training.search.search import run_phase_step
+from ezm_training.search.phase_step import run_phase_step
 from ezm_training.search.seq_halving import best_survivor, halve, initial_survivors, phase_schedule
 from ezm_training.search.tree import Tree, instantiate_tree, node_values
 from ezm_training.search.contracts import RecurrentFn, RootOutput, SearchOutput

@@ -9,7 +9,7 @@ m0 = 16 the phases are 16×1, 8×1, 4×2.
 
 A *phase step* is one round of that round-robin: every survivor it names gets one simulation. All of
 them start from the same visit count, so a step's simulations go down different root children and can
-run as one batched model call (see search.py). Shapes: B roots, K candidates, m survivors.
+run as one batched model call (see phase_step.py). Shapes: B roots, K candidates, m survivors.
 """
 
 from __future__ import annotations

@@ -29,12 +29,11 @@ Shapes: B roots, W walkers per root, S nodes, D children per interior node, A ac
 
 from __future__ import annotations
 
-
 from ezm_training.search._arrays import Array, batch_index, device_of, namespace
 from ezm_training.search.action_selection import QTransform, interior_action
+from ezm_training.search.contracts import RecurrentFn
 from ezm_training.search.sampling import sample_child_actions
 from ezm_training.search.tree import Tree
-from ezm_training.search.contracts import RecurrentFn
 
 
 def run_phase_step(
