@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Final
 
 PACKAGE: Final = "ezm_ros"
+#: The task at start, wherever it is not given: launch argument, `ezm-sim`, and each node's parameter.
+DEFAULT_TASK: Final = "walk"
 PARAMS_FILE: Final = "sim.params.yaml"
 RVIZ_FILE: Final = "ezm_sim.rviz"
 #: Where the launch files and their config live in the repository (colcon installs them under share/).
@@ -29,7 +31,7 @@ class LaunchArgument:
 
 LAUNCH_ARGUMENTS: Final = (
     LaunchArgument("model", "", "Model bundle directory; empty: the model the repository ships (models/)."),
-    LaunchArgument("task", "walk", "Task at start (short name or env id); switch later on ezm/task."),
+    LaunchArgument("task", DEFAULT_TASK, "Task at start (short name or env id); switch later on ezm/task."),
     LaunchArgument("lockstep", "false", "One simulation step per planner command (deterministic evaluation)."),
     LaunchArgument("seed", "0", "Seed of the simulator's resets and of the planner's search."),
     LaunchArgument("rviz", "true", "Start rviz2 with launch/config/ezm_sim.rviz (a ROS 2 install only)."),
@@ -53,7 +55,7 @@ class StackOptions:
     """What the launch arguments select (defaults as in `LAUNCH_ARGUMENTS`)."""
 
     model: str = ""
-    task: str = "walk"
+    task: str = DEFAULT_TASK
     lockstep: bool = False
     seed: int = 0
     rviz: bool = True

@@ -43,7 +43,7 @@ from sensor_msgs.msg import JointState
 
 from ezm_msgs.msg import JointCommand, PlannerStatus, TaskCommand, TaskState
 from ezm_msgs.srv import ListTasks, SwitchTask
-from ezm_ros import conversions, model_path, qos, topics
+from ezm_ros import conversions, model_path, nodes, qos, topics
 from ezm_ros.bundle import Bundle, BundleError, RuntimeSettings, check_files, load_bundle, read_manifest
 from ezm_ros.manifest import RobotSpec, robot_mismatches
 from ezm_ros.node_runtime import StartupError, declare, run_node
@@ -99,7 +99,7 @@ class PlannerNode(Node):
         self.p = PlannerParams(
             model_path=declare(self, "model_path", "", "Model bundle directory; empty: the model the repository "
                                "ships. Setting it at run time swaps the model (a failed swap keeps the old one)."),
-            task=declare(self, "task", "stand", "Task at start (short name or env id)."),
+            task=declare(self, "task", nodes.DEFAULT_TASK, "Task at start (short name or env id)."),
             seed=declare(self, "seed", 0, "Seed of the search's random numbers.", read_only=True),
             lockstep=declare(self, "lockstep", False, "Plan once per new state with no deadline (deterministic "
                              "evaluation with a lockstep simulator).", read_only=True),

@@ -42,7 +42,7 @@ from std_srvs.srv import Trigger
 import sim_bridge
 from ezm_msgs.msg import JointCommand, TaskCommand, TaskState
 from ezm_msgs.srv import SwitchTask
-from ezm_ros import conversions, qos, topics
+from ezm_ros import conversions, nodes, qos, topics
 from ezm_ros.node_runtime import declare, run_node
 from ezm_ros.task_names import TaskNameError, short_task_name
 from sim_bridge import registry
@@ -87,7 +87,7 @@ class SimParams:
 
 def _declare_params(node: Node) -> SimParams:
     p = SimParams(
-        task=declare(node, "task", "stand", "Task whose scene is loaded at start (short name or env id)."),
+        task=declare(node, "task", nodes.DEFAULT_TASK, "Task whose scene is loaded at start (short name or env id)."),
         seed=declare(node, "seed", 0, "Seed of the first reset; reset k uses seed + k.", read_only=True),
         lockstep=declare(node, "lockstep", False, "One control step per received command instead of real "
                          "time (deterministic evaluation).", read_only=True),

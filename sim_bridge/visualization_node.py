@@ -22,7 +22,7 @@ from visualization_msgs.msg import MarkerArray
 
 import sim_bridge
 from ezm_msgs.msg import TaskCommand, TaskState
-from ezm_ros import conversions, qos, topics
+from ezm_ros import conversions, nodes, qos, topics
 from sim_bridge import markers
 from ezm_ros.node_runtime import declare, run_node
 from ezm_ros.task_names import TaskNameError, short_task_name
@@ -46,7 +46,7 @@ class VisualizationNode(Node):
             rate_hz=declare(self, "rate_hz", 25.0, "Marker update rate, Hz (rviz needs no more)."),
             scene_period_s=declare(self, "scene_period_s", 2.0, "Period of re-sending the static scene, s "
                                    "(late joiners see it within this time)."),
-            task=declare(self, "task", "stand", "Scene drawn until task_state names one."),
+            task=declare(self, "task", nodes.DEFAULT_TASK, "Scene drawn until task_state names one."),
         )
         self._pub = self.create_publisher(MarkerArray, topics.MARKERS, qos.VISUALIZATION)
         self._joints: JointState | None = None
