@@ -31,10 +31,6 @@ from diagnostic_msgs.msg import KeyValue
 from ezm_msgs.msg import TaskState
 from ezm_ros import topics
 
-#: Sizes of a free joint's coordinates: position + quaternion, linear + angular velocity.
-FREE_QPOS: int = 7
-FREE_QVEL: int = 6
-
 
 class StateError(ValueError):
     """A state message that cannot be turned into coordinates (wrong joints or length, NaN or inf)."""

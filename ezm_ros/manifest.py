@@ -43,6 +43,9 @@ PARITY_FILE = "parity.npz"
 #: rtol and atol of the torch-vs-onnxruntime check on CPU (float32; design.md measured about 1e-6): the
 #: exporter refuses a bundle beyond it and the loader repeats the check against parity.npz with it.
 PARITY_TOLERANCE = 1e-5
+#: Sizes of a free joint's coordinates (a floating base): position + quaternion, linear + angular velocity.
+FREE_QPOS = 7
+FREE_QVEL = 6
 GRAPH_FILES = (INITIAL_FILE, RECURRENT_FILE)
 INT8_GRAPH_FILES = ("initial.int8.onnx", "recurrent.int8.onnx")
 PRECISIONS = {"fp32": GRAPH_FILES, "int8": INT8_GRAPH_FILES}  # precision -> (initial, recurrent) files
@@ -107,7 +110,7 @@ class RobotSpec:
         """Observation entries of the robot's own coordinates, which every task's observation starts with
         (HumanoidBench: qpos then qvel): a free-floating base (7 qpos, 6 qvel) and one qpos and one qvel per
         joint. A task observing more (scene objects, points) needs the simulator's task_state."""
-        return 7 + 6 + 2 * len(self.joint_names)
+        return FREE_QPOS + FREE_QVEL + 2 * len(self.joint_names)
 
     def to_ctrl(self, action: np.ndarray) -> np.ndarray:
         """Normalised action(s) (..., A) in [-1, 1] -> joint targets (..., A), rad.

@@ -43,6 +43,7 @@ import sim_bridge
 from ezm_msgs.msg import JointCommand, TaskCommand, TaskState
 from ezm_msgs.srv import SwitchTask
 from ezm_ros import conversions, nodes, qos, topics
+from ezm_ros.manifest import FREE_QPOS, FREE_QVEL
 from ezm_ros.node_runtime import declare, run_node
 from ezm_ros.task_names import TaskNameError, short_task_name
 from sim_bridge import registry
@@ -298,7 +299,7 @@ class SimNode(Node):
         env = self._env
         if self._mode is Mode.DAMPING or self._command is None:
             self._servos.damp(self.p.damping_kd)
-            target = env.data.qpos[7:7 + env.action_map.size]  # irrelevant with kp 0; keeps ctrl in range
+            target = env.data.qpos[FREE_QPOS:FREE_QPOS + env.action_map.size]  # irrelevant with kp 0; keeps ctrl in range
         else:
             self._servos.apply(self._command)
             target = self._command.position
@@ -408,9 +409,10 @@ def state_messages(env: HumanoidEnv, obs: np.ndarray, task_name: str,
     names = OBSERVATION_POINT_NAMES.get(task_name, tuple(f"point_{i}" for i in range(len(extra))))
     object_joints = [model.joint(j).name for j in range(model.njnt) if model.jnt_qposadr[j] >= nq]
     return (
-        conversions.joint_state_msg(stamp, constants.JOINTS, qpos[7:nq], qvel[6:nv], data.actuator_force[:nu]),
+        conversions.joint_state_msg(stamp, constants.JOINTS, qpos[FREE_QPOS:nq], qvel[FREE_QVEL:nv],
+                                    data.actuator_force[:nu]),
         conversions.imu_msg(stamp, qpos[3:7], qvel[3:6], acceleration[3:6]),
-        conversions.odometry_msg(stamp, qpos[0:7], qvel[0:6]),
+        conversions.odometry_msg(stamp, qpos[:FREE_QPOS], qvel[:FREE_QVEL]),
         conversions.task_state_msg(stamp, task_name, object_joints, qpos[nq:], qvel[nv:], list(zip(names, extra)),
                                    {k: v for k, v in env.task_state.items() if np.isscalar(v)}),
     )
