@@ -137,7 +137,7 @@ class Collector:
                         for t in self.env_task]
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
-        obs, _, _ = venv.reset(seed=cfg.seed)
+        obs = venv.reset(seed=cfg.seed)
         self._obs = obs
         for blocks, row in zip(self._blocks, obs):
             blocks.start(row)

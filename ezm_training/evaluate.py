@@ -56,7 +56,7 @@ def evaluate(cfg: EZMConfig, model: WorldModel, episodes_per_task: int, *, seed:
     done = np.zeros(len(env_ids), dtype=bool)
     std_sum, saturated_sum = np.zeros(len(env_ids)), np.zeros(len(env_ids))
     with make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=num_workers) as venv:
-        obs, _, _ = venv.reset(seed=seed)
+        obs = venv.reset(seed=seed)
         task = torch.as_tensor(env_task, device=device)
         for step in range(cfg.eval_episode_steps):
             keys = search_keys(seed + _EVAL_KEY_OFFSET, len(env_ids), step, device=device)

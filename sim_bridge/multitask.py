@@ -5,12 +5,13 @@ Tasks differ in observation size (51 for most h1 tasks, 57 reach, 64 sit_hard an
 of `env_ids`, spread over `num_workers` processes (default: one per CPU core, so both cores of a 2-core
 machine are busy), zero-pads every observation to the largest size, and hands the learner:
 
-    reset(seed)     -> obs (N, D) float64, mask (N, D) bool, task_index (N,) int64
+    reset(seed)     -> obs (N, D) float64
     step(actions)   -> obs (N, D) float64, rewards (N,) float64, terminated (N,) bool, truncated (N,) bool,
                        infos: list of N dicts
 
-N = number of envs, D = largest observation size; `mask[i, j]` is True where `obs[i, j]` is a real entry
-(padding is zeros and False); `task_index[i]` is the position of env i's id in `sim_bridge.TASK_IDS`.
+N = number of envs, D = largest observation size. Two fixed attributes describe the rows: `obs_mask[i, j]`
+is True where `obs[i, j]` is a real entry (padding is zeros and False); `task_index[i]` is the position of
+env i's id in `sim_bridge.TASK_IDS`.
 `reset(seed)` seeds env i with `seed + i` (as gymnasium's vector envs do).
 
 Autoreset (gymnasium's "same step" convention): when env i's episode ends (terminated, or truncated by the
@@ -40,7 +41,7 @@ import gymnasium
 import numpy as np
 
 from sim_bridge import registry
-from sim_bridge.h1.constants import COLLISION_HUMANOIDBENCH
+from sim_bridge.h1.constants import COLLISION_HUMANOIDBENCH, NU
 
 
 @functools.lru_cache(maxsize=None)
@@ -213,7 +214,7 @@ class MultiTaskVectorEnv:
                 registry.parse_env_id(env_id)
             make_env = functools.partial(make_h1, collision=collision)
             sizes = np.array([observation_size(env_id) for env_id in self.env_ids])
-            action_dims = np.full(self.num_envs, 19)  # every H1 task: 19 joint targets
+            action_dims = np.full(self.num_envs, NU)  # every H1 task: one target per actuator
             #: (N,) index of each env's task in `sim_bridge.TASK_IDS`.
             self.task_index = np.array([registry.TASK_IDS.index(env_id) for env_id in self.env_ids], dtype=np.int64)
         else:
@@ -263,8 +264,8 @@ class MultiTaskVectorEnv:
     def num_envs(self) -> int:
         return len(self.env_ids)
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Reset every env (env i gets seed `seed + i`). Returns (obs (N, D), mask (N, D), task_index (N,))."""
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset every env (env i gets seed `seed + i`). Returns obs (N, D) (rows described by `obs_mask`)."""
         seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
         if self._local is not None:
             obs = self._local.reset(seeds)
@@ -272,7 +273,7 @@ class MultiTaskVectorEnv:
             for connection, chunk in zip(self._connections, self._chunks):
                 connection.send(("reset", seeds[chunk]))
             obs = np.concatenate([self._receive(c) for c in self._connections])
-        return obs, self.obs_mask.copy(), self.task_index.copy()
+        return obs
 
     def reset_envs(self, mask: np.ndarray, seed: int | None = None) -> np.ndarray:
         """Reset only the envs where mask (N,) is True (env i gets seed `seed + i`, or continues its own RNG

@@ -28,7 +28,7 @@ def test_make_vec_async_walk():
 
 
 def _run(envs: MultiTaskVectorEnv, seed: int, steps: int) -> list[np.ndarray]:
-    obs, mask, task_index = envs.reset(seed=seed)
+    obs = envs.reset(seed=seed)
     trace = [obs]
     actions = np.random.default_rng(seed).uniform(-1, 1, (steps, envs.num_envs, 19)).astype(np.float32)
     for action in actions:
@@ -47,7 +47,8 @@ def multitask():
 def test_multitask_padding_mask_and_task_index(multitask):
     ids = multitask.env_ids
     sizes = [sim_bridge.make(i, collision="primitive").observation_space.shape[0] for i in ids]
-    obs, mask, task_index = multitask.reset(seed=0)
+    obs = multitask.reset(seed=0)
+    mask, task_index = multitask.obs_mask, multitask.task_index
     assert multitask.obs_size == max(sizes)
     assert obs.shape == mask.shape == (len(ids), max(sizes)) and mask.dtype == bool
     np.testing.assert_array_equal(mask.sum(axis=1), sizes)
