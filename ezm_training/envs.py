@@ -27,7 +27,6 @@ import numpy as np
 H1_PREFIX = "h1-"
 GYM_PREFIX = "gym:"
 DMC_PREFIX = "dmc:"
-H1_ACTION_DIM = 19  # every H1 task: 19 joint position targets (sim_bridge.h1.constants)
 
 
 class EnvError(ValueError):
@@ -43,6 +42,16 @@ def family(env_id: str) -> str:
     if env_id.startswith(H1_PREFIX):
         return "h1"
     raise EnvError(f"{env_id!r}: task ids are h1-<task>-v0, gym:<gymnasium id> or dmc:<domain>-<task>")
+
+
+def short_name(env_id: str) -> str:
+    """What logs and tables call a task: 'h1-walk-v0' -> 'walk' (sim_bridge's parser); other families
+    without their prefix: 'gym:InvertedPendulum-v5' -> 'InvertedPendulum-v5'."""
+    if family(env_id) == "h1":
+        from sim_bridge import registry
+
+        return registry.parse_env_id(env_id)[1]
+    return env_id.split(":", 1)[1]
 
 
 class ActionRepeat(gymnasium.Wrapper):
@@ -183,9 +192,10 @@ def make_vector_env(env_ids: Sequence[str], *, action_repeat: int = 1, num_worke
 @functools.lru_cache(maxsize=None)
 def _dims(env_id: str) -> tuple[int, int]:
     if family(env_id) == "h1":
+        from sim_bridge.h1.constants import NU
         from sim_bridge.multitask import observation_size
 
-        return observation_size(env_id), H1_ACTION_DIM
+        return observation_size(env_id), NU
     env = make_env(env_id)
     try:
         return int(env.observation_space.shape[0]), int(env.action_space.shape[0])

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ezm_training.envs import short_name
+
 EZM_SOURCE = "EZ-M h1 (ez-m-results.json @4c1428f, via reference/ezm.md §2.6)"
 EZM_FINAL_STEPS = 0.83e6  # the h1 EZ-M curves end at 0.82–0.85M steps per task (§2.5)
 
@@ -39,14 +41,9 @@ EZM_H1: dict[str, tuple[ReferencePoint, ...]] = {
 }
 
 
-def task_name(env_id: str) -> str:
-    """'h1-walk-v0' -> 'walk'."""
-    return env_id.split("-", 1)[1].rsplit("-", 1)[0]
-
-
 def ezm_points(env_id: str) -> tuple[ReferencePoint, ...]:
     """The published EZ-M points of a task, () when EZ-M published none for it."""
-    return EZM_H1.get(task_name(env_id), ()) if env_id.startswith("h1-") else ()
+    return EZM_H1.get(short_name(env_id), ()) if env_id.startswith("h1-") else ()
 
 
 # TD-MPC2 on DMC at 100k env steps (action repeat 2), mean of 3 seeds: nicklashansen/tdmpc2

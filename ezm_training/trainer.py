@@ -273,7 +273,7 @@ class Trainer:
                     self.writer.add_scalar(key, value, self.learner.step)
 
     def _postfix(self, rates: dict) -> str:
-        returns = " ".join(f"{env_id.split('-')[1]}={ret:.0f}" for env_id, ret in self.last_returns.items())
+        returns = " ".join(f"{envs.short_name(env_id)}={ret:.0f}" for env_id, ret in self.last_returns.items())
         return f"env {rates['env_steps_per_s']:.0f}/s upd {rates['updates_per_s']:.2f}/s | {returns}"
 
     # --- evaluation, curves, checkpoints ---

@@ -174,3 +174,14 @@ def test_multi_task_training_over_tasks_with_different_action_dims(tmp_path):
     assert trainer.learner.step == 6 and trainer.learner.model.action_dim == 2
     assert sorted(path.name for path in (tmp_path / "curves").iterdir()) == [
         "gym_Pendulum-v1.png", "gym_Reacher-v5.png"]
+
+
+def test_short_names_of_every_family():
+    from ezm_training.envs import EnvError, short_name
+
+    assert [short_name(i) for i in ("h1-sit_hard-v0", "gym:InvertedPendulum-v5", "dmc:cartpole-swingup")] == \
+        ["sit_hard", "InvertedPendulum-v5", "cartpole-swingup"]
+    with pytest.raises(ValueError, match="unknown env id"):
+        short_name("h1-fly-v0")
+    with pytest.raises(EnvError):
+        short_name("walk")
