@@ -299,10 +299,13 @@ class SimNode(Node):
         env = self._env
         if self._mode is Mode.DAMPING or self._command is None:
             self._servos.damp(self.p.damping_kd)
-            target = env.data.qpos[FREE_QPOS:FREE_QPOS + env.action_map.size]  # irrelevant with kp 0; keeps ctrl in range
+            # irrelevant with kp 0; keeps ctrl in range
+            target = env.data.qpos[FREE_QPOS:FREE_QPOS + env.action_map.size]
         else:
             self._servos.apply(self._command)
-            target = self._command.position
+            # MuJoCo clamps ctrl to each servo's range anyway; clamping first keeps the action map finite
+            # for absurd targets (±1.8e308 would overflow it and end the node).
+            target = np.clip(self._command.position, env.action_map.low, env.action_map.high)
         obs, reward, terminated, _, info = env.step(env.action_map.to_action(np.asarray(target, dtype=np.float64)))
         self._obs = obs
         self._steps += 1

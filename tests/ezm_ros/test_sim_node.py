@@ -117,6 +117,10 @@ def test_lockstep_rejects_bad_commands_once_per_burst_and_holds(launch, probe):
     assert _stamp_ns(joints[-1][1]) == before, "a rejected command must not step the simulation"
     assert step(_command()) == 20_000_000  # the next good command is accepted: control continues
     assert probe.spin_until(lambda: diagnostics_values(diagnostics[-1][1]).get("commands_rejected") == "5", 2.0)
+    # Finite but absurd targets are what the servos' ranges are for: clamped, stepped, the node lives on.
+    huge = float(np.finfo(np.float64).max)
+    assert step(_command(position=[huge if i % 2 else -huge for i in range(len(HOLD))])) == 20_000_000
+    assert step(_command()) == 20_000_000 and sim.alive()
     sim.stop()
     assert sim.output().count("rejected joint command") == 1, "one log line per burst of rejections"
 
