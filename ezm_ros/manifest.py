@@ -48,6 +48,7 @@ FREE_QPOS = 7
 FREE_QVEL = 6
 GRAPH_FILES = (INITIAL_FILE, RECURRENT_FILE)
 INT8_GRAPH_FILES = ("initial.int8.onnx", "recurrent.int8.onnx")
+BUNDLE_FILES = GRAPH_FILES + INT8_GRAPH_FILES + (PARITY_FILE,)  # every file a manifest may list
 PRECISIONS = {"fp32": GRAPH_FILES, "int8": INT8_GRAPH_FILES}  # precision -> (initial, recurrent) files
 
 INITIAL_INPUTS = ("obs", "task")
@@ -187,9 +188,13 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         """Parse and check manifest.json; BundleError naming the field on any problem."""
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as error:
             raise BundleError(f"{MANIFEST_FILE} is not valid JSON ({error})") from None
+        except RecursionError:
+            raise BundleError(f"{MANIFEST_FILE} is nested too deeply to be a manifest") from None
+        except ValueError as error:  # an integer of more digits than Python converts
+            raise BundleError(f"{MANIFEST_FILE} is not a manifest ({error})") from None
         if not isinstance(data, dict):
             raise BundleError(f"{MANIFEST_FILE} must hold a JSON object, got {type(data).__name__}")
         version = data.get("format_version")
@@ -244,11 +249,24 @@ class Manifest:
         missing = [key for key in SEARCH_KEYS + ("widen_at_eval",) if key not in self.search]
         if missing:
             problems.append(f"search lacks {', '.join(missing)}")
+        problems += _search_problems(self.search)
+        if not 0.0 < self.discount <= 1.0:
+            problems.append(f"discount must be in (0, 1], got {self.discount}")
+        if any(not -1.0 <= a <= 1.0 for a in robot.hold_action):
+            problems.append("robot.hold_action must be a normalised action, in [-1, 1]")
+        if not 0.0 < robot.control_dt_s <= 1.0:
+            problems.append(f"robot.control_dt_s must be in (0, 1] s, got {robot.control_dt_s}")
+        if not 0 < len(self.model_id) <= MAX_MODEL_ID:
+            problems.append(f"model_id must have 1 to {MAX_MODEL_ID} characters, got {len(self.model_id)}")
         if self.search.get("root_prior", "uniform") not in ("uniform", "proposal"):
             problems.append(f"search.root_prior must be 'uniform' or 'proposal', got {self.search['root_prior']!r}")
         for name in GRAPH_FILES + (INT8_GRAPH_FILES if self.int8 else ()):
             if name not in self.files:
                 problems.append(f"files does not list {name}")
+        # Only the bundle's own file names: a listed path ("../x", "/proc/...") would be opened and read.
+        strangers = sorted(set(self.files) - set(BUNDLE_FILES))
+        if strangers:
+            problems.append(f"files lists {strangers[:3]!r}, which are not bundle files ({', '.join(BUNDLE_FILES)})")
         if problems:
             raise BundleError(f"{MANIFEST_FILE}: " + "; ".join(problems))
 
@@ -303,6 +321,38 @@ def _pretty_json(value: Any, indent: str = "") -> str:
     return "[\n" + ",\n".join(inner + _pretty_json(item, inner) for item in value) + f"\n{indent}]"
 
 
+def _refuse_constant(name: str) -> float:
+    raise BundleError(f"{MANIFEST_FILE} holds {name}: every number of a manifest is finite")
+
+
+# The search settings a planner accepts, (kind, low, high): numbers outside would hang it (1e9 simulations),
+# leave it nothing to search (0) or break its arithmetic (a clip beyond tanh's range).
+_SEARCH_RANGES: dict[str, tuple[type, float, float]] = {
+    "num_simulations": (int, 1, 4096), "num_candidates": (int, 1, 256), "num_policy_actions": (int, 0, 256),
+    "num_top_actions": (int, 1, 256), "children_per_node": (int, 1, 64), "widen_std_factor": (float, 1.0, 100.0),
+    "discount": (float, 1e-6, 1.0), "c_visit": (float, 0.0, 1e6), "c_scale": (float, 0.0, 1e6),
+    "value_minmax_delta": (float, 1e-12, 1e6), "action_clip": (float, 1e-6, 1.0 - 1e-9),
+}
+MAX_MODEL_ID = 256  # characters: it is echoed in every planner status
+
+
+def _search_problems(search: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, (kind, low, high) in _SEARCH_RANGES.items():
+        if key not in search:
+            continue  # reported as missing by the caller
+        value = search[key]
+        typed = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if isinstance(value, bool) or not typed or not low <= value <= high:
+            problems.append(f"search.{key} must be {'an integer' if kind is int else 'a number'} in "
+                            f"[{low:g}, {high:g}], got {value!r}")
+    if not problems and search.get("num_top_actions", 0) > search.get("num_candidates", 0):
+        problems.append("search.num_top_actions must not exceed search.num_candidates")
+    if not problems and search.get("num_policy_actions", 0) > search.get("num_candidates", 0):
+        problems.append("search.num_policy_actions must not exceed search.num_candidates")
+    return problems
+
+
 class _Fields:
     """Typed access to one JSON object, naming the path of a missing or mistyped field."""
 
@@ -315,7 +365,10 @@ class _Fields:
             raise BundleError(f"{MANIFEST_FILE}: field {where} is missing")
         value = self.data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise BundleError(f"{MANIFEST_FILE}: field {where} is out of range") from None
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise BundleError(f"{MANIFEST_FILE}: field {where} should be {kind.__name__}, got {type(value).__name__}")
         return value
@@ -338,7 +391,10 @@ def _floats(fields: _Fields, key: str) -> tuple[float, ...]:
     values = fields.get(key, list)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise BundleError(f"{MANIFEST_FILE}: field {fields.path}{key} should hold numbers")
-    return tuple(float(v) for v in values)
+    try:
+        return tuple(float(v) for v in values)
+    except OverflowError:
+        raise BundleError(f"{MANIFEST_FILE}: field {fields.path}{key} holds a number out of range") from None
 
 
 def _robot(item: Any) -> RobotSpec:

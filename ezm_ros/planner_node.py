@@ -186,7 +186,7 @@ class PlannerNode(Node):
                 path = model_path.resolve(param.value)
                 manifest = read_manifest(path)
                 manifest.graph_files(self.p.precision)  # a bundle without the configured precision's graphs
-                check_files(path, manifest)
+                check_files(path, manifest, verify_hashes=False)  # the load thread hashes them
             except (BundleError, FileNotFoundError) as err:
                 self.get_logger().error(f"model swap refused, keeping {self._model.model_id}: {err}")
                 return SetParametersResult(successful=False, reason=str(err))
