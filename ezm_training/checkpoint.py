@@ -5,15 +5,25 @@ A checkpoint is one directory `ckpt_<step:09d>/` holding
                counters, collector counters, numpy/python/torch RNG states
   replay.npz   the replay buffer (every task's segments, priorities and counters)
   config.json  the resolved EZMConfig
+  sha256.json  the sha256 of the three, written last
 and is written as `ckpt_<step>.tmp-<pid>/`, fsynced, then renamed with os.replace. A rename is atomic,
 so a SIGKILL during the write leaves at most a `*.tmp-*` directory, which `latest_checkpoint` ignores and
 the next save deletes; the previous checkpoint stays loadable. The newest `keep` complete checkpoints are
-kept.
+kept. Deleting one (pruning, or replacing a checkpoint of the same step) first renames it out of the
+`ckpt_<step>` pattern, so a deletion cut short never leaves a half checkpoint that looks complete.
+
+Loading trusts nothing: the hashes are checked (a flipped byte in state.pt is refused, not trained on),
+and state.pt is unpickled with `weights_only=True` plus the numpy types the RNG states hold, so a pickle
+put in its place cannot run code (CheckpointError). Checkpoints written before sha256.json existed load
+without the hash check.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -24,6 +34,12 @@ import numpy as np
 import torch
 
 _NAME = re.compile(r"ckpt_(\d{9})")
+FILES = ("state.pt", "replay.npz", "config.json")
+HASHES = "sha256.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is corrupt, incomplete or not one this code wrote; the message says which file."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -61,29 +77,83 @@ def save_checkpoint(checkpoint_dir: Path, step: int, state: dict[str, Any], repl
                     config_json: str, keep: int = 3) -> Path:
     """Write ckpt_<step>/ atomically and prune old ones. Returns the final directory."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    for stale in checkpoint_dir.glob("ckpt_*.tmp-*"):  # left by a killed writer
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in [*checkpoint_dir.glob("ckpt_*.tmp-*"), *checkpoint_dir.glob("ckpt_*.deleting-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed writer or a deletion cut short
     final = checkpoint_dir / f"ckpt_{step:09d}"
     tmp = checkpoint_dir / f"ckpt_{step:09d}.tmp-{os.getpid()}"
     tmp.mkdir()
     _write(tmp / "state.pt", lambda handle: torch.save(state, handle))
     _write(tmp / "replay.npz", lambda handle: np.savez(handle, **replay_state))
     _write(tmp / "config.json", lambda handle: handle.write(config_json.encode()))
+    hashes = json.dumps({name: _sha256(tmp / name) for name in FILES}, indent=1)
+    _write(tmp / HASHES, lambda handle: handle.write(hashes.encode()))
     _fsync_dir(tmp)
     if final.exists():  # the same step saved twice (e.g. final save right after a periodic one)
-        shutil.rmtree(final)
+        _delete(final)
     os.replace(tmp, final)
     _fsync_dir(checkpoint_dir)
     for old in list_checkpoints(checkpoint_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _delete(old)
     return final
+
+
+def _delete(checkpoint: Path) -> None:
+    """Rename out of the ckpt_<step> pattern first (atomic), then remove: never a half checkpoint."""
+    doomed = checkpoint.with_name(f"{checkpoint.name}.deleting-{os.getpid()}")
+    os.replace(checkpoint, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(checkpoint: Path) -> None:
+    """CheckpointError unless every file is there and matches sha256.json (when the checkpoint has one)."""
+    missing = [name for name in FILES if not (checkpoint / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{checkpoint} is incomplete: no {', '.join(missing)}")
+    if not (checkpoint / HASHES).is_file():
+        return  # written before checkpoints carried hashes
+    try:
+        expected = json.loads((checkpoint / HASHES).read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{checkpoint / HASHES} is corrupt ({err})") from None
+    for name in FILES:
+        if not isinstance(expected, dict) or _sha256(checkpoint / name) != expected.get(name):
+            raise CheckpointError(f"{checkpoint / name} does not match its sha256 in {HASHES}: corrupt or "
+                                  "replaced after it was written; resume from an older checkpoint")
+
+
+def _safe_globals() -> list:
+    """What state.pt pickles besides tensors and builtins: numpy arrays and dtypes (the RNG states)."""
+    multiarray = getattr(np, "_core", None) or np.core  # numpy 2 renamed it
+    dtypes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
+    return [multiarray.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
+def _load_state(path: Path, map_location) -> dict:
+    with torch.serialization.safe_globals(_safe_globals()):
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{path} holds objects a checkpoint never does, refused: loading it could "
+                                  f"run code ({first[:200]})") from None
+        except (RuntimeError, EOFError) as err:  # not a torch file, truncated
+            raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
 
 
 def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first."""
     if not checkpoint_dir.is_dir():
         return []
-    found = [path for path in checkpoint_dir.iterdir() if path.is_dir() and _NAME.fullmatch(path.name)]
+    found = [path for path in checkpoint_dir.iterdir() if path.is_dir() and _NAME.fullmatch(path.name)
+             and all((path / name).is_file() for name in FILES)]
     return sorted(found, key=lambda path: int(_NAME.fullmatch(path.name).group(1)))
 
 
@@ -101,8 +171,9 @@ def latest_checkpoint(path: Path) -> Path | None:
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict, dict[str, np.ndarray], str]:
     """(state, replay arrays, config json) of a checkpoint directory."""
-    state = torch.load(path / "state.pt", map_location=map_location, weights_only=False)
-    with np.load(path / "replay.npz") as replay:
+    verify(path)
+    state = _load_state(path / "state.pt", map_location)
+    with np.load(path / "replay.npz", allow_pickle=False) as replay:
         replay_state = {key: replay[key] for key in replay.files}
     return state, replay_state, (path / "config.json").read_text()
 
@@ -122,8 +193,10 @@ def load_model(path: Path, weights: str = "target"):
         found = path
     if found is None:
         raise FileNotFoundError(f"no complete checkpoint under {path}")
+    if (found / "replay.npz").exists():  # a training checkpoint (a weights-only dir has no hashes)
+        verify(found)
     cfg = EZMConfig.from_json((found / "config.json").read_text())
-    state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
+    state = _load_state(found / "state.pt", "cpu")
     model = WorldModel(cfg, *task_dims(cfg.task_ids))
     model.load_state_dict(state["learner"]["target_model" if weights == "target" else "model"])
     return model.eval(), cfg, found, int(state["learner"]["step"]), int(state.get("env_steps", 0))

@@ -51,6 +51,7 @@ def train_main(argv: list[str] | None = None) -> int:
                 parser.error(f"no complete checkpoint under {args.resume}")
             if overrides or args.preset or args.size:
                 parser.error("--resume continues the saved config; do not pass a preset or overrides")
+            ckpt.verify(resume)  # refused now, with the reason, rather than after the envs have started
             cfg = EZMConfig.from_json((resume / "config.json").read_text())
             run_dir = Path(outs[0]) if outs else resume.parent.parent
         else:
@@ -61,9 +62,10 @@ def train_main(argv: list[str] | None = None) -> int:
                 resume = ckpt.latest_checkpoint(Path(cfg.resume))
                 if resume is None:
                     parser.error(f"no complete checkpoint under resume={cfg.resume}")
+                ckpt.verify(resume)
                 cfg = EZMConfig.from_json((resume / "config.json").read_text())
                 run_dir = Path(outs[0]) if outs else resume.parent.parent
-    except ConfigError as error:
+    except (ConfigError, ckpt.CheckpointError) as error:
         parser.error(str(error))
     _setup_logging(run_dir)
     logging.getLogger(__name__).info("run dir %s, config %s", run_dir, cfg.hash())
@@ -95,7 +97,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
     try:
         model, cfg, path, step, _ = load_model(args.checkpoint, args.model)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:  # ValueError: CheckpointError, a bad config
         parser.error(str(error))
     results = evaluate(cfg, model, args.episodes, seed=args.seed, num_workers=args.workers)
     out_dir = args.out or path
@@ -158,7 +160,7 @@ def export_main(argv: list[str] | None = None) -> int:
         manifest = export_bundle(model, cfg, args.out, tasks=tasks, env_steps=env_steps, training_steps=step,
                                  checkpoint=str(found), weights=args.weights, opset=args.opset, dynamo=args.dynamo,
                                  int8=args.int8, overwrite=args.force)
-    except (ExportError, FileNotFoundError) as error:
+    except (ExportError, FileNotFoundError, ValueError) as error:  # ValueError: CheckpointError
         print(f"ezm-export: {error}", file=sys.stderr)
         return 1
     worst = max(manifest.export["parity_max_abs_error"].values())

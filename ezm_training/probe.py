@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             model, cfg, _, _, _ = load_model(args.path)
-        except FileNotFoundError as error:
+        except (FileNotFoundError, ValueError) as error:  # ValueError: CheckpointError
             parser.error(str(error))
         search, mean_action, obs_dim, _ = torch_searcher(model, cfg, widen=not args.no_widen)
         task_ids, discount, num_candidates = list(cfg.task_ids), cfg.discount, cfg.num_sampled_actions

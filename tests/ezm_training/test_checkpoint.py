@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from ezm_training import checkpoint as ckpt
@@ -119,3 +122,48 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
     state, replay, config_json = ckpt.load_checkpoint(latest)
     assert state == {"step": 1} and config_json == '{"good": true}'
     np.testing.assert_array_equal(replay["x"], np.arange(10))
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it calls os.system, which a checkpoint loader must never do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_corrupt_or_foreign_state_is_refused_without_running_it(tmp_path):
+    path = ckpt.save_checkpoint(tmp_path, 1, {"step": 1, "rng": np.random.default_rng(0).bit_generator.state,
+                                              "legacy": np.random.get_state()}, {"x": np.zeros(3)}, "{}")
+    assert ckpt.load_checkpoint(path)[0]["step"] == 1  # numpy RNG states load under weights_only
+    good = (path / "state.pt").read_bytes()
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 0x01
+    (path / "state.pt").write_bytes(bytes(flipped))
+    with pytest.raises(ckpt.CheckpointError, match="does not match its sha256"):
+        ckpt.load_checkpoint(path)
+    # A pickle that runs code, with hashes made to match: refused by the unpickler, and nothing ran.
+    marker = tmp_path / "ran"
+    torch.save({"learner": _RunsCode(marker)}, path / "state.pt")
+    hashes = json.loads((path / ckpt.HASHES).read_text())
+    hashes["state.pt"] = hashlib.sha256((path / "state.pt").read_bytes()).hexdigest()
+    (path / ckpt.HASHES).write_text(json.dumps(hashes))
+    with pytest.raises(ckpt.CheckpointError, match="could run code"):
+        ckpt.load_checkpoint(path)
+    with pytest.raises(ckpt.CheckpointError, match="could run code"):
+        ckpt.load_model(tmp_path)
+    assert not marker.exists()
+
+
+def test_a_half_deleted_checkpoint_is_never_the_latest(tmp_path):
+    ckpt.save_checkpoint(tmp_path, 1, {"step": 1}, {"x": np.zeros(1)}, "{}")
+    half = ckpt.save_checkpoint(tmp_path, 2, {"step": 2}, {"x": np.zeros(1)}, "{}")
+    (half / "state.pt").unlink()  # as an rmtree cut short leaves it
+    assert ckpt.latest_checkpoint(tmp_path).name == "ckpt_000000001"
+    (tmp_path / "ckpt_000000003.deleting-42").mkdir()  # a deletion cut short
+    assert ckpt.latest_checkpoint(tmp_path).name == "ckpt_000000001"
+    ckpt.save_checkpoint(tmp_path, 1, {"step": 1, "again": True}, {"x": np.zeros(1)}, "{}")  # same step again
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))[0] == {"step": 1, "again": True}
+    assert not list(tmp_path.glob("*.deleting-*")) and not list(tmp_path.glob("*.tmp-*"))
