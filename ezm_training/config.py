@@ -97,15 +97,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # stored step, 16 simulations over 8 candidates and 2 value heads to pay for it. lr 3e-4 is EZ V2's
     # ([EZ2] dmc_state.yaml) for this small batch; 16 entropy samples suffice for its mean. The compiled
     # loss cuts the tiny model's update from 39 to 22 ms here (BENCHMARKS.md) for a minute of compiling.
-    # Throughput (BENCHMARKS.md, "Training throughput"): reanalysis searches 8 simulations (one visit per
-    # candidate; half of an update's cost otherwise), 4 envs per task batch the acting search, and the
-    # collector runs in its own process beside the learner.
+    # Throughput (BENCHMARKS.md, "Training throughput"): 4 envs per task batch the acting search, and the
+    # collector runs in its own process beside the learner. Reanalysis keeps the acting budget (16): with
+    # 8, one visit per candidate, the improved-policy targets drove the policy std to its cap on h1-stand
+    # (0.1 -> 0.5 by update 3,000) and on InvertedPendulum (docs/design.md, "The reanalysis budget").
     "cpu": dict(
         size="tiny", tasks="h1-locomotion", device="cpu", precision="fp32", num_threads=1, compile=True,
         policy_std_param="tanh_log", policy_log_std_min=-3.0, policy_log_std_max=-0.69, policy_std_init=0.1,
         policy_target="improved", root_prior="proposal", widen_std_factor=1.5, value_heads=2,
         num_simulations=16, num_sampled_actions=8, num_policy_actions=2, num_top_actions=8,
-        reanalyze_simulations=8, target_ema_tau=0.05, target_update_interval=1, actor_update_interval=1,
+        target_ema_tau=0.05, target_update_interval=1, actor_update_interval=1,
         num_actors=1, envs_per_task=4, reanalyze_workers=1, batch_size=64, lr=3e-4, entropy_samples=16,
         collector_process=True, training_steps=200_000, offline_training_steps=0, transitions_per_task=200_000,
         recent_window_per_task=200_000, mixed_value_threshold_per_task=120_000, mixed_value_start_step=1_000_000,
