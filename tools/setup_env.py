@@ -13,6 +13,11 @@ Steps:
    against the venv prefix, so `from ezm_msgs.msg import ...` works in the venv with no environment
    variables (ROS 2 Kilted from PyPI wheels; see docs/ros2-from-wheels.md).
 
+Versions: pip installs with `tools/constraints.txt`, the versions the tests last passed with, so a fresh
+machine gets what CI tested (onnxruntime's kernels, say, change between releases). After changing
+dependencies, `python3 tools/setup_env.py --lock` rewrites it from the venv (torch is left to EZM_TORCH, so a
+CUDA build stays possible). The file is part of the package step's fingerprint.
+
 Environment knobs (part of the fingerprints, so changing one redoes the step):
 - EZM_TORCH: the torch requirement. Default `torch==2.13.0`, the CPU build. A GPU user who has
   installed a CUDA build into .venv first sets `EZM_TORCH=keep` so it is not replaced.
@@ -41,6 +46,10 @@ COMMON_EXTRAS = ("train", "msgs-build", "test")
 PYPROJECT_TABLES_FOR_PIP = ("build-system", "project", "tool.setuptools")
 # Inputs of the interface step: the package and the build fix injected from outside it.
 MSGS_DIR = "ezm_msgs"
+CONSTRAINTS = REPO / "tools" / "constraints.txt"
+# Not pinned by the lock: torch and its CUDA companions follow EZM_TORCH (a GPU user's CUDA build), and
+# the project's own (ezm_msgs is built here, not installed from a registry).
+UNLOCKED = ("torch", "triton", "nvidia-", "ezm")
 MSGS_CMAKE_FIX = "tools/cmake/drop_missing_include_dirs.cmake"
 
 
@@ -116,7 +125,8 @@ def install_packages(venv: Path) -> str:
     if ort not in ONNXRUNTIME_EXTRAS:
         sys.exit(f"[setup] EZM_ONNXRUNTIME must be one of {sorted(ONNXRUNTIME_EXTRAS)}, not {ort!r}")
     extras = ",".join((ONNXRUNTIME_EXTRAS[ort], *COMMON_EXTRAS))
-    value = fingerprint([], extra=f"{pip_inputs()}|{torch_spec}|{extras}")
+    constraints = CONSTRAINTS.read_text() if CONSTRAINTS.is_file() else ""
+    value = fingerprint([], extra=f"{pip_inputs()}|{torch_spec}|{extras}|{constraints}")
     stamp = Stamp(venv, "packages")
     if stamp.matches(value):
         log("python packages: up to date")
@@ -125,10 +135,24 @@ def install_packages(venv: Path) -> str:
     cmd = [str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     if torch_spec != "keep":
         cmd.append(torch_spec)
+    if constraints:
+        cmd += ["-c", str(CONSTRAINTS)]
     cmd += ["-e", f"{REPO}[{extras}]"]
     run(cmd)
     stamp.record(value)
     return value
+
+
+def lock(venv: Path) -> None:
+    """Write tools/constraints.txt: every installed distribution's version, but the project and torch's."""
+    frozen = subprocess.run([str(venv_python(venv)), "-m", "pip", "freeze", "--exclude-editable",
+                             "--disable-pip-version-check"], check=True, capture_output=True, text=True).stdout
+    pins = sorted((line for line in frozen.splitlines() if "==" in line and not line.startswith(UNLOCKED)),
+                  key=str.lower)
+    CONSTRAINTS.write_text("# The versions `make test` last passed with; `python3 tools/setup_env.py --lock` rewrites\n"
+                           "# this from .venv. torch is not pinned here (EZM_TORCH, tools/setup_env.py).\n"
+                           + "\n".join(pins) + "\n")
+    log(f"wrote {CONSTRAINTS.relative_to(REPO)} ({len(pins)} pins)")
 
 
 def msgs_installed(venv: Path) -> bool:
@@ -163,8 +187,12 @@ def build_msgs(venv: Path, packages_value: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="virtual environment path")
+    parser.add_argument("--lock", action="store_true", help="write tools/constraints.txt from the venv and stop")
     args = parser.parse_args(argv)
     venv = args.venv.resolve()
+    if args.lock:
+        lock(venv)
+        return 0
     ensure_venv(venv)
     packages_value = install_packages(venv)
     build_msgs(venv, packages_value)
