@@ -69,3 +69,17 @@ def test_a_stamp_is_recorded_atomically(tmp_path):
     stamp.record("abc")
     assert stamp.matches("abc") and not stamp.matches("abd")
     assert [p.name for p in stamp.path.parent.iterdir()] == ["step"]
+
+
+def test_the_lock_pins_what_the_venv_has_but_torch_and_the_project(tmp_path, monkeypatch):
+    setup_env = _load_setup_module()
+    monkeypatch.setattr(setup_env, "CONSTRAINTS", tmp_path / "constraints.txt")
+    monkeypatch.setattr(setup_env, "REPO", tmp_path)
+    setup_env.lock(Path(sys.prefix))
+    pins = dict(line.split("==", 1) for line in (tmp_path / "constraints.txt").read_text().splitlines()
+                if "==" in line)
+    from importlib.metadata import version
+
+    assert pins["numpy"] == version("numpy") and pins["pytest"] == version("pytest")
+    assert not [name for name in pins if name.startswith(("torch", "nvidia-", "ezm"))]
+    assert (REPO / "tools" / "constraints.txt").is_file(), "the committed lock the pip step installs with"
