@@ -19,7 +19,8 @@ def test_gym_tasks_share_one_vector_env_with_padded_obs_and_actions():
     ids = ["gym:Pendulum-v1", "gym:InvertedPendulum-v5"]
     assert envs.task_dims(ids) == ([3, 4], 1)
     with envs.make_vector_env(ids * 2, num_workers=0) as venv:
-        obs, mask, task = venv.reset(seed=0)
+        obs = venv.reset(seed=0)
+        mask, task = venv.obs_mask, venv.task_index
         assert obs.shape == (4, 4) and list(task) == [0, 1, 0, 1]
         assert not mask[0, 3] and mask[1, 3] and np.all(obs[0, 3] == 0.0)
         obs, rewards, terminated, truncated, infos = venv.step(np.zeros((4, 1), np.float32))

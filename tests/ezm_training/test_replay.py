@@ -66,7 +66,7 @@ class _FakeVecEnv:
 
     def reset(self, seed=None):
         self.t[:] = 0
-        return np.zeros((2, OBS)), np.ones((2, OBS), bool), np.zeros(2, np.int64)
+        return np.zeros((2, OBS))
 
     def step(self, actions):
         self.t += 1
@@ -205,7 +205,7 @@ def test_multitask_env_resets_only_the_masked_envs(num_workers):
     from sim_bridge.multitask import MultiTaskVectorEnv
 
     with MultiTaskVectorEnv(["h1-stand-v0", "h1-walk-v0", "h1-stand-v0"], num_workers=num_workers) as venv:
-        first, _, _ = venv.reset(seed=0)
+        first = venv.reset(seed=0)
         moved, *_ = venv.step(np.zeros((3, 19), np.float32))
         again = venv.reset_envs(np.array([True, False, True]), seed=0)
         np.testing.assert_array_equal(again, first[[0, 2]])  # same seeds, same start states
