@@ -202,12 +202,17 @@ def test_ros2_launch_runs_the_stack_from_the_install(workspace, launch_tools, pr
         assert "rviz2 is not installed; starting the stack without rviz2" in output()
         node_pids = [int(pid) for pid in re.findall(r"process started with pid \[(\d+)\]", output())]
         assert len(node_pids) == 3, output()  # simulator, planner, visualization
-        stamps = sorted({m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for _, m in commands[-60:]})
-        steps = {b - a for a, b in zip(stamps, stamps[1:])}
-        assert steps == {CONTROL_DT_NS}, f"commands every {sorted(steps)} ns of sim time, not 20 ms"
+        # Each command carries the stamp of the state it was planned from: the simulator's 50 Hz control
+        # ticks in sim time (a loaded machine may skip a tick or plan twice from one, never plan between two
+        # or go back).
+        stamps = [m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for _, m in commands]
+        assert all(stamp % CONTROL_DT_NS == 0 for stamp in stamps), stamps[:10]
+        assert all(b >= a for a, b in zip(stamps, stamps[1:])), "commands go back in sim time"
+        assert stamps[-1] - stamps[0] >= 50 * CONTROL_DT_NS, "the simulation does not advance"
 
-        pub = _ros2(workspace, launch_tools, "topic", "pub", "--once", "-w", "1", "/ezm/task",
-                    "ezm_msgs/msg/TaskCommand", "{task: walk}")
+        # --keep-alive: a reliable message published once needs its publisher alive until it is delivered.
+        pub = _ros2(workspace, launch_tools, "topic", "pub", "--once", "-w", "1", "--keep-alive", "3",
+                    "/ezm/task", "ezm_msgs/msg/TaskCommand", "{task: walk}")
         assert pub.returncode == 0, pub.stderr
         assert probe.spin_until(lambda: status and status[-1][1].active_task == "walk"), status[-1][1]
 
