@@ -265,12 +265,11 @@ def read_manifest(path: str | Path) -> Manifest:
 
 
 def check_files(path: Path, manifest: Manifest, verify_hashes: bool = True) -> None:
-    """Every file the manifest lists is in the bundle directory itself with its size and (verify_hashes)
-    its sha256. Sizes alone are cheap enough for a parameter callback; hashing a graph is not."""
+    """Every file the manifest lists (only the bundle's own names) is there with its size and
+    (verify_hashes) its sha256; a link is allowed (`colcon build --symlink-install` links the shipped model),
+    its target is what is checked. Sizes alone are cheap enough for a parameter callback; hashing a graph is not."""
     for name, entry in manifest.files.items():
         file = path / name
-        if file.is_symlink():
-            raise BundleError(f"{name} in {path} is a link: a bundle holds its own files (copy them in)")
         if not file.is_file():
             raise BundleError(f"missing file {name} (listed in {MANIFEST_FILE}) in {path}")
         size = file.stat().st_size

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -188,7 +189,7 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         """Parse and check manifest.json; BundleError naming the field on any problem."""
         try:
-            data = json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
         except json.JSONDecodeError as error:
             raise BundleError(f"{MANIFEST_FILE} is not valid JSON ({error})") from None
         except RecursionError:
@@ -319,6 +320,13 @@ def _pretty_json(value: Any, indent: str = "") -> str:
         items = [f"{inner}{json.dumps(key)}: {_pretty_json(item, inner)}" for key, item in value.items()]
         return "{\n" + ",\n".join(items) + f"\n{indent}}}"
     return "[\n" + ",\n".join(inner + _pretty_json(item, inner) for item in value) + f"\n{indent}]"
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e400 parses to inf without passing through parse_constant
+        raise BundleError(f"{MANIFEST_FILE} holds {literal}, out of float range: every number of a manifest is finite")
+    return value
 
 
 def _refuse_constant(name: str) -> float:

@@ -72,7 +72,10 @@ def train_main(argv: list[str] | None = None) -> int:
 
     from ezm_training.trainer import Trainer
 
-    trainer = Trainer(cfg, run_dir, resume=resume, num_workers=args.workers, progress=not args.no_progress)
+    try:
+        trainer = Trainer(cfg, run_dir, resume=resume, num_workers=args.workers, progress=not args.no_progress)
+    except ckpt.CheckpointError as error:  # state.pt refused by the unpickler (hashes alone pass)
+        parser.error(str(error))
     # Ctrl-C and a scheduler's SIGTERM finish the update in flight and checkpoint before exiting.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, trainer.request_stop)
