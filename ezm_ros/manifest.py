@@ -28,6 +28,7 @@ the loader (`ezm_ros.bundle`, no torch) parses one. It imports neither torch nor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -120,9 +121,14 @@ class RobotSpec:
         The simulator's map (sim_bridge.h1.actuators.ActionMap, HumanoidBench's `unnormalize_action`) with
         the same float32 bounds, so a planner on the robot computer, which has no MuJoCo, sends what the
         model was trained to send (tests/ezm_ros/test_bundle.py holds the two equal)."""
+        low, span = self._ctrl_bounds
+        return (action + 1) / 2 * span + low
+
+    @functools.cached_property
+    def _ctrl_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high - low) as float32 arrays, built once: `to_ctrl` runs in the 50 Hz control step."""
         low = np.asarray(self.ctrl_low, dtype=np.float32)
-        high = np.asarray(self.ctrl_high, dtype=np.float32)
-        return (action + 1) / 2 * (high - low) + low
+        return low, np.asarray(self.ctrl_high, dtype=np.float32) - low
 
 
 @dataclass(frozen=True)

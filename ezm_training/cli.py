@@ -51,7 +51,6 @@ def train_main(argv: list[str] | None = None) -> int:
                 parser.error(f"no complete checkpoint under {args.resume}")
             if overrides or args.preset or args.size:
                 parser.error("--resume continues the saved config; do not pass a preset or overrides")
-            ckpt.verify(resume)  # refused now, with the reason, rather than after the envs have started
             cfg = EZMConfig.from_json((resume / "config.json").read_text())
             run_dir = Path(outs[0]) if outs else resume.parent.parent
         else:
@@ -62,10 +61,9 @@ def train_main(argv: list[str] | None = None) -> int:
                 resume = ckpt.latest_checkpoint(Path(cfg.resume))
                 if resume is None:
                     parser.error(f"no complete checkpoint under resume={cfg.resume}")
-                ckpt.verify(resume)
                 cfg = EZMConfig.from_json((resume / "config.json").read_text())
                 run_dir = Path(outs[0]) if outs else resume.parent.parent
-    except (ConfigError, ckpt.CheckpointError) as error:
+    except ConfigError as error:
         parser.error(str(error))
     _setup_logging(run_dir)
     logging.getLogger(__name__).info("run dir %s, config %s", run_dir, cfg.hash())
@@ -74,7 +72,7 @@ def train_main(argv: list[str] | None = None) -> int:
 
     try:
         trainer = Trainer(cfg, run_dir, resume=resume, num_workers=args.workers, progress=not args.no_progress)
-    except ckpt.CheckpointError as error:  # state.pt refused by the unpickler (hashes alone pass)
+    except ckpt.CheckpointError as error:  # load_checkpoint verifies hashes and unpickles safely
         parser.error(str(error))
     # Ctrl-C and a scheduler's SIGTERM finish the update in flight and checkpoint before exiting.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
