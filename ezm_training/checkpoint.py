@@ -16,6 +16,11 @@ Loading trusts nothing: the hashes are checked (a flipped byte in state.pt is re
 and state.pt is unpickled with `weights_only=True` plus the numpy types the RNG states hold, so a pickle
 put in its place cannot run code (CheckpointError). Checkpoints written before sha256.json existed load
 without the hash check.
+
+A checkpoint without its replay.npz (state.pt, config.json and sha256.json of a ckpt_<step> dir: a few MB
+for the tiny model, where the replay is hundreds) can be committed and carried to another machine;
+`load_checkpoint(..., without_replay=True)` accepts it, and the trainer then rebuilds the replay by
+collecting again (docs/design.md, "Carrying a run between machines").
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch
 
 _NAME = re.compile(r"ckpt_(\d{9})")
 FILES = ("state.pt", "replay.npz", "config.json")
+REPLAY = "replay.npz"
 HASHES = "sha256.json"
 
 
@@ -112,9 +118,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(checkpoint: Path) -> None:
-    """CheckpointError unless every file is there and matches sha256.json (when the checkpoint has one)."""
-    missing = [name for name in FILES if not (checkpoint / name).is_file()]
+def verify(checkpoint: Path, without_replay: bool = False) -> None:
+    """CheckpointError unless every file is there and matches sha256.json (when the checkpoint has one);
+    `without_replay`: replay.npz may be absent (a carried checkpoint) and is not checked."""
+    files = [name for name in FILES if not (without_replay and name == REPLAY)]
+    missing = [name for name in files if not (checkpoint / name).is_file()]
+    if missing == [REPLAY]:
+        raise CheckpointError(f"{checkpoint} has no {REPLAY}: a checkpoint carried without its replay resumes "
+                              "with `ezm-train --resume CHECKPOINT --rebuild-replay out=RUN_DIR`")
     if missing:
         raise CheckpointError(f"{checkpoint} is incomplete: no {', '.join(missing)}")
     if not (checkpoint / HASHES).is_file():
@@ -123,7 +134,7 @@ def verify(checkpoint: Path) -> None:
         expected = json.loads((checkpoint / HASHES).read_text())
     except (ValueError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{checkpoint / HASHES} is corrupt ({err})") from None
-    for name in FILES:
+    for name in files:
         if not isinstance(expected, dict) or _sha256(checkpoint / name) != expected.get(name):
             raise CheckpointError(f"{checkpoint / name} does not match its sha256 in {HASHES}: corrupt or "
                                   "replaced after it was written; resume from an older checkpoint")
@@ -169,11 +180,15 @@ def latest_checkpoint(path: Path) -> Path | None:
     return None
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict, dict[str, np.ndarray], str]:
-    """(state, replay arrays, config json) of a checkpoint directory."""
-    verify(path)
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", without_replay: bool = False,
+                    ) -> tuple[dict, dict[str, np.ndarray] | None, str]:
+    """(state, replay arrays, config json) of a checkpoint directory. `without_replay`: the replay is not
+    read (None), and the checkpoint may lack it."""
+    verify(path, without_replay=without_replay)
     state = _load_state(path / "state.pt", map_location)
-    with np.load(path / "replay.npz", allow_pickle=False) as replay:
+    if without_replay:
+        return state, None, (path / "config.json").read_text()
+    with np.load(path / REPLAY, allow_pickle=False) as replay:
         replay_state = {key: replay[key] for key in replay.files}
     return state, replay_state, (path / "config.json").read_text()
 
@@ -193,8 +208,8 @@ def load_model(path: Path, weights: str = "target"):
         found = path
     if found is None:
         raise FileNotFoundError(f"no complete checkpoint under {path}")
-    if (found / "replay.npz").exists():  # a training checkpoint (a weights-only dir has no hashes)
-        verify(found)
+    if (found / HASHES).exists() or (found / REPLAY).exists():  # evaluation needs the weights, not the replay
+        verify(found, without_replay=not (found / REPLAY).exists())
     cfg = EZMConfig.from_json((found / "config.json").read_text())
     state = _load_state(found / "state.pt", "cpu")
     model = WorldModel(cfg, *task_dims(cfg.task_ids))

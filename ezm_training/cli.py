@@ -2,6 +2,7 @@
 
     ezm-train --preset smoke tasks=h1-stand out=runs/x [key=value ...] [--workers N]
     ezm-train --resume runs/x                     # continue the same run from its newest checkpoint
+    ezm-train --resume docs/runs/x/ckpt_000050000 --rebuild-replay out=runs/x   # a checkpoint without replay.npz
     ezm-eval runs/x [--episodes 10] [--out DIR]   # a run dir or a checkpoint dir
 
 `out=` is the run directory (default: <run_dir>/<config hash>); every other key=value is an EZMConfig
@@ -34,6 +35,9 @@ def train_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default=None)
     parser.add_argument("--size", default=None)
     parser.add_argument("--resume", type=Path, default=None, help="run dir (or checkpoint dir) to continue")
+    parser.add_argument("--rebuild-replay", action="store_true",
+                        help="resume a checkpoint without its replay.npz (carried from another machine): "
+                             "the replay is collected again (docs/design.md)")
     parser.add_argument("--workers", type=int, default=None, help="env worker processes (default: one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides, and out=RUN_DIR")
@@ -45,10 +49,21 @@ def train_main(argv: list[str] | None = None) -> int:
     outs = [item.split("=", 1)[1] for item in args.overrides if item.startswith("out=")]
     resume = None
     try:
-        if args.resume is not None:
+        if args.rebuild_replay and args.resume is None:
+            parser.error("--rebuild-replay goes with --resume CHECKPOINT_DIR")
+        if args.rebuild_replay:
+            resume = args.resume
+            if not (resume / "state.pt").is_file() or not (resume / "config.json").is_file():
+                parser.error(f"{resume} is not a checkpoint dir (it needs state.pt and config.json)")
+            if not outs:
+                parser.error("--rebuild-replay needs out=RUN_DIR: the run continues in a new run dir")
+        elif args.resume is not None:
             resume = ckpt.latest_checkpoint(args.resume)
             if resume is None:
-                parser.error(f"no complete checkpoint under {args.resume}")
+                hint = (" (a checkpoint without replay.npz resumes with --rebuild-replay)"
+                        if (args.resume / "state.pt").is_file() else "")
+                parser.error(f"no complete checkpoint under {args.resume}{hint}")
+        if args.resume is not None:
             if overrides or args.preset or args.size:
                 parser.error("--resume continues the saved config; do not pass a preset or overrides")
             cfg = EZMConfig.from_json((resume / "config.json").read_text())
@@ -71,7 +86,8 @@ def train_main(argv: list[str] | None = None) -> int:
     from ezm_training.trainer import Trainer
 
     try:
-        trainer = Trainer(cfg, run_dir, resume=resume, num_workers=args.workers, progress=not args.no_progress)
+        trainer = Trainer(cfg, run_dir, resume=resume, num_workers=args.workers, progress=not args.no_progress,
+                          rebuild_replay=args.rebuild_replay)
     except ckpt.CheckpointError as error:  # load_checkpoint verifies hashes and unpickles safely
         parser.error(str(error))
     # Ctrl-C and a scheduler's SIGTERM finish the update in flight and checkpoint before exiting.
@@ -87,6 +103,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task")
     parser.add_argument("--out", type=Path, default=None, help="where eval.csv/json go (default: the checkpoint)")
     parser.add_argument("--seed", type=int, default=12_345)
+    parser.add_argument("--rebuild-replay", action="store_true",
+                        help="resume a checkpoint without its replay.npz (carried from another machine): "
+                             "the replay is collected again (docs/design.md)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--model", choices=("target", "online"), default="target",
                         help="EMA target weights (what the actors use) or the learner's online weights")

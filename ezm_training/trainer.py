@@ -14,7 +14,11 @@ update -> stats), so a later change can run collectors and reanalysers as Ray ac
 
 Resume (`Trainer(cfg, run_dir, resume=checkpoint)`): model, optimiser, target/actor models, replay,
 counters and every RNG come back; the episodes that were in progress in the env workers do not (their
-stored blocks do), so collection restarts with fresh episodes, seeded from (seed, resume count).
+stored blocks do), so collection restarts with fresh episodes, seeded from (seed, resume count). The CSV
+logs are cut back to the rows the checkpoint had seen, so rows written after it are not there twice.
+`rebuild_replay=True` resumes a checkpoint without its replay (carried from another machine): the replay
+starts empty and is refilled from start_transitions_per_task at the run's replay ratio, counted from the
+resumed update (docs/design.md, "Carrying a run between machines").
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -71,15 +76,33 @@ def train_step(learner: Learner, replay: MultiTaskReplay, reanalyzer: Reanalyzer
     return stats
 
 
-class _CsvLog:
-    """Append rows to a CSV, writing the header once; fields fixed by the first row."""
+_LOGS = ("train_log.csv", "episodes.csv", "eval_history.csv")
 
-    def __init__(self, path: Path):
+
+class _CsvLog:
+    """Append rows to a CSV, writing the header once; fields fixed by the first row.
+
+    `keep_rows` (a resume): the file is cut back to its header and that many rows, the count the
+    checkpoint saved, so rows written after that checkpoint, before the run was stopped, are not doubled.
+    """
+
+    def __init__(self, path: Path, keep_rows: int | None = None):
         self.path = path
         self.fields: list[str] | None = None
+        rows: list[list[str]] = []
         if path.exists() and path.stat().st_size:
             with open(path, newline="") as handle:
-                self.fields = next(csv.reader(handle), None)
+                reader = csv.reader(handle)
+                self.fields = next(reader, None)
+                rows = list(reader)
+        if keep_rows is not None and len(rows) > keep_rows:
+            log.info("%s: dropping %d rows written after the checkpoint", path.name, len(rows) - keep_rows)
+            rows = rows[:keep_rows]
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "w", newline="") as handle:
+                csv.writer(handle).writerows([self.fields, *rows])
+            os.replace(tmp, path)
+        self.rows = len(rows)
 
     def write(self, row: dict) -> None:
         if self.fields is None:
@@ -88,11 +111,12 @@ class _CsvLog:
                 csv.writer(handle).writerow(self.fields)
         with open(self.path, "a", newline="") as handle:
             csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+        self.rows += 1
 
 
 class Trainer:
     def __init__(self, cfg: EZMConfig, run_dir: Path, resume: Path | None = None, num_workers: int | None = None,
-                 progress: bool = True):
+                 progress: bool = True, rebuild_replay: bool = False):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(cfg.to_json())
@@ -114,11 +138,20 @@ class Trainer:
         self.last_eval_step = -1
         self.num_evals = 0
         self.last_returns: dict[str, float] = {}
+        self.replay_from_step = 0  # the update the replay was (re)started at; pacing counts from it
         state = None
         if resume is not None:
-            state, replay_state, _ = ckpt.load_checkpoint(resume, map_location=self.device)
+            state, replay_state, _ = ckpt.load_checkpoint(resume, map_location=self.device,
+                                                          without_replay=rebuild_replay)
             self.learner.load_state_dict(state["learner"])
-            self.replay.load_state_dict(replay_state)
+            if replay_state is None:
+                self.replay_from_step = self.learner.step
+                log.warning("replay rebuilt: %s is resumed without its replay; updates wait for %d new "
+                            "transitions per task, then follow the replay ratio from update %d",
+                            resume, cfg.start_transitions_per_task, self.learner.step)
+            else:
+                self.replay.load_state_dict(replay_state)
+                self.replay_from_step = int(state.get("replay_from_step", 0))
             self.rng.bit_generator.state = state["rng"]
             ckpt.set_rng_state(state["global_rng"])
             self.env_steps, self.last_eval_step = int(state["env_steps"]), int(state["last_eval_step"])
@@ -127,9 +160,9 @@ class Trainer:
             self.last_returns = dict(state["last_returns"])
             log.info("resumed from %s at step %d (%d env steps)", resume, self.learner.step, self.env_steps)
         self.collector = self._make_collector(state["collector"] if state else None)
-        self.train_log = _CsvLog(self.run_dir / "train_log.csv")
-        self.episode_log = _CsvLog(self.run_dir / "episodes.csv")
-        self.eval_log = _CsvLog(self.run_dir / "eval_history.csv")
+        rows = state.get("log_rows", {}) if state else {}
+        self.train_log, self.episode_log, self.eval_log = (
+            _CsvLog(self.run_dir / name, keep_rows=rows.get(name)) for name in _LOGS)
         self.writer = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -157,7 +190,8 @@ class Trainer:
     def collection_target(self, step: int) -> int:
         """Stored env steps every task should have before update `step` ([EZ2] pacing)."""
         cfg = self.cfg
-        return min(cfg.transitions_per_task, cfg.start_transitions_per_task + math.ceil(step * cfg.transitions_per_step))
+        since = step - self.replay_from_step
+        return min(cfg.transitions_per_task, cfg.start_transitions_per_task + math.ceil(since * cfg.transitions_per_step))
 
     # --- the loop ---
     def request_stop(self, signum: int | None = None, frame=None) -> None:
@@ -307,7 +341,9 @@ class Trainer:
         return {"learner": self.learner.state_dict(), "collector": self.collector.state_dict(),
                 "rng": self.rng.bit_generator.state, "global_rng": ckpt.rng_state(), "env_steps": self.env_steps,
                 "last_eval_step": self.last_eval_step, "resume_count": self.resume_count, "num_evals": self.num_evals,
-                "last_returns": self.last_returns}
+                "last_returns": self.last_returns, "replay_from_step": self.replay_from_step,
+                "log_rows": {csv_log.path.name: csv_log.rows
+                             for csv_log in (self.train_log, self.episode_log, self.eval_log)}}
 
     def save(self) -> Path:
         self._take_pending_chunk()

@@ -167,3 +167,19 @@ def test_a_half_deleted_checkpoint_is_never_the_latest(tmp_path):
     ckpt.save_checkpoint(tmp_path, 1, {"step": 1, "again": True}, {"x": np.zeros(1)}, "{}")  # same step again
     assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))[0] == {"step": 1, "again": True}
     assert not list(tmp_path.glob("*.deleting-*")) and not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_a_checkpoint_carried_without_its_replay_loads_only_when_asked_and_is_still_hash_checked(tmp_path):
+    path = ckpt.save_checkpoint(tmp_path, 7, {"step": 7}, {"x": np.zeros(3)}, "{}")
+    (path / ckpt.REPLAY).unlink()  # what docs/runs/ commits: state.pt, config.json, sha256.json
+    with pytest.raises(ckpt.CheckpointError, match="--rebuild-replay"):
+        ckpt.load_checkpoint(path)
+    state, replay, _ = ckpt.load_checkpoint(path, without_replay=True)
+    assert state == {"step": 7} and replay is None
+    flipped = bytearray((path / "state.pt").read_bytes())
+    flipped[len(flipped) // 2] ^= 0x01
+    (path / "state.pt").write_bytes(bytes(flipped))
+    with pytest.raises(ckpt.CheckpointError, match="does not match its sha256"):
+        ckpt.load_checkpoint(path, without_replay=True)
+    with pytest.raises(ckpt.CheckpointError, match="does not match its sha256"):
+        ckpt.load_model(path)  # evaluation and export check the weights they read, too
