@@ -341,8 +341,9 @@ def _refuse_constant(name: str) -> float:
 
 # The search settings a planner accepts, (kind, low, high): numbers outside would hang it (1e9 simulations),
 # leave it nothing to search (0) or break its arithmetic (a clip beyond tanh's range).
+MAX_SIMULATIONS = 4096  # per control step; a 50 Hz planner on any CPU does far fewer
 _SEARCH_RANGES: dict[str, tuple[type, float, float]] = {
-    "num_simulations": (int, 1, 4096), "num_candidates": (int, 1, 256), "num_policy_actions": (int, 0, 256),
+    "num_simulations": (int, 1, MAX_SIMULATIONS), "num_candidates": (int, 1, 256), "num_policy_actions": (int, 0, 256),
     "num_top_actions": (int, 1, 256), "children_per_node": (int, 1, 64), "widen_std_factor": (float, 1.0, 100.0),
     "discount": (float, 1e-6, 1.0), "c_visit": (float, 0.0, 1e6), "c_scale": (float, 0.0, 1e6),
     "value_minmax_delta": (float, 1e-12, 1e6), "action_clip": (float, 1e-6, 1.0 - 1e-9),

@@ -1,7 +1,11 @@
 """What every node of the stack shares: declaring parameters with descriptions, and its `main`.
 
 Kept tiny on purpose: each node reads its parameters once into a frozen dataclass right after
-declaring them, and `run_node` is the `main` of ros2/examples (SIGINT and SIGTERM end the spin through
+declaring them. A parameter is either read-only, or live: `follow_live_parameters` puts each accepted
+change into that dataclass, so a writable parameter is never accepted and then ignored. Numeric
+parameters carry their bounds in the descriptor, so rclpy itself refuses an out-of-range value at start
+(a YAML or launch override) and at run time (`ros2 param set` reports why). `run_node` is the `main` of
+ros2/examples (SIGINT and SIGTERM end the spin through
 `KeyboardInterrupt` or `ExternalShutdownException`; shutdown only if the context is still up).
 Ctrl-C in a terminal running `ros2 launch` reaches every node twice, from the terminal and from launch,
 which forwards it; the second must not interrupt the clean-up of the first.
@@ -9,22 +13,63 @@ which forwards it; the second must not interrupt the clean-up of the first.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 
-def declare(node: Node, name: str, default: Any, description: str, read_only: bool = False) -> Any:
-    """Declare `name` with a default and a description; returns its value (from YAML or the default)."""
+#: Seeds are numpy/MuJoCo seeds: non-negative and within a C int.
+SEED_BOUNDS: Final = (0, 2**31 - 1)
+
+
+def declare(node: Node, name: str, default: Any, description: str, read_only: bool = False,
+            bounds: tuple[float, float] | None = None) -> Any:
+    """Declare `name` with a default and a description; returns its value (from YAML or the default).
+
+    bounds: the inclusive range of a numeric parameter (an int parameter needs int bounds). A value
+    outside it, or of another type, stops the node with a StartupError naming the parameter."""
     descriptor = ParameterDescriptor(description=description, read_only=read_only)
-    return node.declare_parameter(name, default, descriptor).value
+    if bounds is not None:
+        low, high = bounds
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
+            raise TypeError(f"{name}: bounds need a numeric default, got {default!r}")
+        if isinstance(default, int):
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
+                                                                  step=0.0)]
+        descriptor.additional_constraints = f"{low} <= {name} <= {high}"
+    try:
+        return node.declare_parameter(name, default, descriptor).value
+    except (InvalidParameterValueException, InvalidParameterTypeException) as err:
+        raise StartupError(f"parameter {name}: {err}") from None
+
+
+def follow_live_parameters(node: Node, names: Sequence[str], get: Callable[[], Any],
+                           put: Callable[[Any], None]) -> None:
+    """After each accepted `ros2 param set` of a name in `names`, put `dataclasses.replace(get(), ...)`.
+
+    The node's params dataclass stays the one place its code reads settings from; the parameters that are
+    not live are declared read-only, so rclpy refuses a change to them instead of accepting and ignoring it.
+    """
+    live = frozenset(names)
+
+    def applied(params) -> None:
+        changes = {param.name: param.value for param in params if param.name in live}
+        if changes:
+            put(dataclasses.replace(get(), **changes))
+            node.get_logger().info("parameters applied: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+
+    node.add_post_set_parameters_callback(applied)
 
 
 class StartupError(RuntimeError):

@@ -45,8 +45,8 @@ from ezm_msgs.msg import JointCommand, PlannerStatus, TaskCommand, TaskState
 from ezm_msgs.srv import ListTasks, SwitchTask
 from ezm_ros import conversions, model_path, nodes, qos, topics
 from ezm_ros.bundle import Bundle, BundleError, RuntimeSettings, check_files, load_bundle, read_manifest
-from ezm_ros.manifest import RobotSpec, robot_mismatches
-from ezm_ros.node_runtime import StartupError, declare, run_node
+from ezm_ros.manifest import MAX_SIMULATIONS, RobotSpec, robot_mismatches
+from ezm_ros.node_runtime import SEED_BOUNDS, StartupError, declare, follow_live_parameters, run_node
 from ezm_ros.observation import build_observation
 from ezm_ros.planner import DEFAULT_DEADLINE_MS, Planner, PlannerSettings
 from ezm_ros.state_cache import StateCache
@@ -99,23 +99,30 @@ class PlannerNode(Node):
         self.p = PlannerParams(
             model_path=declare(self, "model_path", "", "Model bundle directory; empty: the model the repository "
                                "ships. Setting it at run time swaps the model (a failed swap keeps the old one)."),
-            task=declare(self, "task", nodes.DEFAULT_TASK, "Task at start (short name or env id)."),
-            seed=declare(self, "seed", 0, "Seed of the search's random numbers.", read_only=True),
+            task=declare(self, "task", nodes.DEFAULT_TASK, "Task at start (short name or env id); switch later on "
+                         "ezm/task or ezm/switch_task.", read_only=True),
+            seed=declare(self, "seed", 0, "Seed of the search's random numbers.", read_only=True, bounds=SEED_BOUNDS),
             lockstep=declare(self, "lockstep", False, "Plan once per new state with no deadline (deterministic "
                              "evaluation with a lockstep simulator).", read_only=True),
             control_rate_hz=declare(self, "control_rate_hz", 50.0, "Control rate, Hz: steps follow new states; "
                                     "when states stop, a timer at this rate keeps commanding from the last one.",
-                                    read_only=True),
+                                    read_only=True, bounds=(1.0, 1000.0)),
             deadline_ms=declare(self, "deadline_ms", DEFAULT_DEADLINE_MS, "Search budget per step, ms (the rest "
-                                "of the period reads the state and publishes).", read_only=True),
-            stale_state_s=declare(self, "stale_state_s", 0.1, "A state older than this at a tick is stale, s."),
+                                "of the period reads the state and publishes).", read_only=True,
+                                bounds=(0.1, 1000.0)),
+            stale_state_s=declare(self, "stale_state_s", 0.1, "A state older than this at a tick is stale, s. Live.",
+                                  bounds=(0.001, 10.0)),
             num_simulations=declare(self, "num_simulations", 0, "Search simulations per step; 0: the bundle's.",
-                                    read_only=True),
+                                    read_only=True, bounds=(0, MAX_SIMULATIONS)),
             device=declare(self, "device", "cpu", "onnxruntime device: cpu or cuda (onnxruntime-gpu).",
                            read_only=True),
             precision=declare(self, "precision", "fp32", "Graphs to run: fp32, or int8 where the bundle has them "
                               "(ezm-export --int8; CPU only, several times faster, approximate).", read_only=True),
         )
+        if not self.p.lockstep and self.p.deadline_ms >= 1e3 / self.p.control_rate_hz:
+            raise StartupError(f"deadline_ms {self.p.deadline_ms:g} leaves nothing of the "
+                               f"{1e3 / self.p.control_rate_hz:g} ms control period to read the state and publish")
+        follow_live_parameters(self, ("stale_state_s",), lambda: self.p, lambda params: setattr(self, "p", params))
         try:
             self._model = self._load(self.p.model_path)
             self._task = short_task_name(self.p.task, self._model.env_ids)

@@ -78,7 +78,7 @@ class WebViewNode(Node):
         self.p = WebViewParams(
             host=declare(self, "host", "127.0.0.1", "Address the page is served on (localhost only by default).",
                          read_only=True),
-            port=declare(self, "port", 8080, "TCP port of the page.", read_only=True),
+            port=declare(self, "port", 8080, "TCP port of the page.", read_only=True, bounds=(1, 65535)),
         )
         try:
             import viser

@@ -21,6 +21,23 @@ import numpy as np
 #: Unitree's H1 deploy (unitree_rl_gym deploy_real/common/command_helper.py) and rl_sar's passive state
 #: both use kp 0, kd 8.
 DEFAULT_DAMPING_KD: float = 8.0
+#: Gains past these are corrupt commands, not stiff ones: over 3x the stiffest servo of the H1 model
+#: (300 N·m/rad, HumanoidBench's knees and torso; Unitree's H1 deploy uses the same) and over 15x its
+#: largest damping (6 N·m·s/rad). An unbounded kp turns the servo into bang-bang at the force limit.
+MAX_KP: float = 1000.0  # N·m/rad
+MAX_KD: float = 100.0  # N·m·s/rad
+#: A velocity target past this is no joint speed a humanoid motor reaches (H1's fastest are near 20 rad/s).
+MAX_TARGET_VELOCITY: float = 100.0  # rad/s
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandLimits:
+    """What a joint command may ask for, per actuator in `joint_order`; beyond it the command is refused."""
+
+    max_effort: np.ndarray  # (nu,) N·m: the actuator's force range (its force is clamped there anyway)
+    max_kp: float = MAX_KP
+    max_kd: float = MAX_KD
+    max_velocity: float = MAX_TARGET_VELOCITY
 
 
 class CommandError(ValueError):
@@ -44,12 +61,17 @@ class ServoCommand:
 
 def parse_joint_command(names: Sequence[str], position: Sequence[float], velocity: Sequence[float],
                         effort: Sequence[float], kp: Sequence[float], kd: Sequence[float],
-                        joint_order: Sequence[str]) -> ServoCommand:
+                        joint_order: Sequence[str], limits: CommandLimits | None = None) -> ServoCommand:
     """The command's arrays, mapped by name onto `joint_order`; raises CommandError with the reason.
 
     Every joint of `joint_order` must appear exactly once (a low-level command always covers the whole
-    robot, as Unitree's LowCmd does); optional arrays are empty or as long as `names`.
+    robot, as Unitree's LowCmd does); optional arrays are empty or as long as `names`. With `limits`,
+    kp, kd, velocity and effort beyond them are refused (positions are clamped to the ctrl range by the
+    caller, as a servo clamps its target). Sizes are checked before any per-name work, so an oversized
+    message costs no more than a normal one.
     """
+    if len(names) != len(joint_order):
+        raise CommandError(f"{len(names)} joint names for a robot of {len(joint_order)} joints")
     names = list(names)
     if len(set(names)) != len(names):
         raise CommandError("duplicate joint names")
@@ -80,6 +102,15 @@ def parse_joint_command(names: Sequence[str], position: Sequence[float], velocit
     )
     if (command.kp is not None and (command.kp < 0).any()) or (command.kd is not None and (command.kd < 0).any()):
         raise CommandError("kp and kd must be >= 0")
+    if limits is not None:
+        for field, values, bound, unit in (("kp", command.kp, limits.max_kp, "N·m/rad"),
+                                           ("kd", command.kd, limits.max_kd, "N·m·s/rad"),
+                                           ("velocity", command.velocity, limits.max_velocity, "rad/s"),
+                                           ("effort", command.effort, limits.max_effort, "N·m")):
+            if values is not None and (np.abs(values) > bound).any():
+                worst = int(np.argmax(np.abs(values) - bound))
+                raise CommandError(f"{field} of {joint_order[worst]} is {values[worst]:.4g}, beyond "
+                                   f"{np.broadcast_to(bound, values.shape)[worst]:.4g} {unit}")
     return command
 
 
@@ -96,6 +127,13 @@ class Servos:
         self._nu = nu
         self._gain0 = model.actuator_gainprm[:nu, 0].copy()
         self._bias0 = model.actuator_biasprm[:nu, :3].copy()
+
+    @property
+    def limits(self) -> CommandLimits:
+        """Command limits of this model: its actuators' force ranges, the module's gain bounds."""
+        low, high = self._model.actuator_forcerange[:self._nu].T
+        limited = self._model.actuator_forcelimited[:self._nu].astype(bool)
+        return CommandLimits(max_effort=np.where(limited, np.maximum(-low, high), np.inf))
 
     @property
     def model_kp(self) -> np.ndarray:

@@ -44,12 +44,12 @@ from ezm_msgs.msg import JointCommand, TaskCommand, TaskState
 from ezm_msgs.srv import SwitchTask
 from ezm_ros import conversions, nodes, qos, topics
 from ezm_ros.manifest import FREE_QPOS, FREE_QVEL
-from ezm_ros.node_runtime import declare, run_node
+from ezm_ros.node_runtime import SEED_BOUNDS, declare, follow_live_parameters, run_node
 from ezm_ros.task_names import TaskNameError, short_task_name
 from sim_bridge import registry
 from sim_bridge.env import HumanoidEnv
 from sim_bridge.h1 import constants
-from sim_bridge.joint_servos import DEFAULT_DAMPING_KD, CommandError, Servos, parse_joint_command
+from sim_bridge.joint_servos import DEFAULT_DAMPING_KD, MAX_KD, CommandError, Servos, parse_joint_command
 
 NODE_NAME: Final = "ezm_sim"
 #: Names of the 3-vectors a task's observation appends after qpos and qvel (see ezm_msgs/TaskState).
@@ -86,21 +86,29 @@ class SimParams:
     lockstep_republish_s: float
 
 
+#: What `ros2 param set` changes while the simulator runs; every other parameter is read-only.
+LIVE_PARAMETERS: Final = ("command_timeout_s", "damping_kd", "reset_after_fall_s")
+
+
 def _declare_params(node: Node) -> SimParams:
     p = SimParams(
-        task=declare(node, "task", nodes.DEFAULT_TASK, "Task whose scene is loaded at start (short name or env id)."),
-        seed=declare(node, "seed", 0, "Seed of the first reset; reset k uses seed + k.", read_only=True),
+        task=declare(node, "task", nodes.DEFAULT_TASK, "Task whose scene is loaded at start (short name or env id); "
+                     "later the planner's accepted task (ezm/active_task) selects it.", read_only=True),
+        seed=declare(node, "seed", 0, "Seed of the first reset; reset k uses seed + k.", read_only=True,
+                     bounds=SEED_BOUNDS),
         lockstep=declare(node, "lockstep", False, "One control step per received command instead of real "
                          "time (deterministic evaluation).", read_only=True),
         collision=declare(node, "collision", constants.COLLISION_HUMANOIDBENCH,
                           f"Robot collision variant: {', '.join(constants.COLLISION_VARIANTS)}.", read_only=True),
         command_timeout_s=declare(node, "command_timeout_s", 0.25, "Seconds without a joint command before "
-                                  "the servos drop to damping (real-time mode)."),
-        damping_kd=declare(node, "damping_kd", DEFAULT_DAMPING_KD, "Damping-mode gain, N·m·s/rad."),
+                                  "the servos drop to damping (real-time mode). Live.", bounds=(0.02, 2.0)),
+        damping_kd=declare(node, "damping_kd", DEFAULT_DAMPING_KD, "Damping-mode gain, N·m·s/rad. Live.",
+                           bounds=(0.0, MAX_KD)),
         wait_for_first_command=declare(node, "wait_for_first_command", True, "Keep physics paused until the "
                                        "first joint command arrives.", read_only=True),
         reset_after_fall_s=declare(node, "reset_after_fall_s", 2.0, "Sim seconds after the task's "
-                                   "termination (a fall) before an automatic reset; 0 disables it."),
+                                   "termination (a fall) before an automatic reset; 0 disables it. Live.",
+                                   bounds=(0.0, 600.0)),
         follow_active_task=declare(node, "follow_active_task", True, "Load the scene of the planner's "
                                    "accepted task (ezm/active_task).", read_only=True),
         publish_clock=declare(node, "publish_clock", True, "Publish sim time on /clock (use_sim_time).",
@@ -109,10 +117,8 @@ def _declare_params(node: Node) -> SimParams:
                                     "observation on sim/observation (verification).", read_only=True),
         lockstep_republish_s=declare(node, "lockstep_republish_s", 0.1, "Lockstep: republish the current "
                                      "state after this many seconds without a command (lost samples).",
-                                     read_only=True),
+                                     read_only=True, bounds=(0.01, 10.0)),
     )
-    if p.command_timeout_s <= 0 or p.damping_kd < 0 or p.lockstep_republish_s <= 0:
-        raise ValueError("command_timeout_s and lockstep_republish_s must be > 0, damping_kd >= 0")
     return p
 
 
@@ -120,6 +126,7 @@ class SimNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
         self.p = _declare_params(self)
+        follow_live_parameters(self, LIVE_PARAMETERS, lambda: self.p, lambda params: setattr(self, "p", params))
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         sensor_overrides = QoSOverridingOptions.with_default_policies()
         self._pub_joints = self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR,
@@ -250,7 +257,7 @@ class SimNode(Node):
         self._received += 1
         try:
             command = parse_joint_command(msg.name, msg.position, msg.velocity, msg.effort, msg.kp, msg.kd,
-                                          constants.ACTUATORS)
+                                          constants.ACTUATORS, self._servos.limits)
         except CommandError as err:
             self._rejected += 1
             if now - self._last_reject_wall > REJECT_LOG_QUIET_S:

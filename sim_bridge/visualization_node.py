@@ -24,7 +24,7 @@ import sim_bridge
 from ezm_msgs.msg import TaskCommand, TaskState
 from ezm_ros import conversions, nodes, qos, topics
 from sim_bridge import markers
-from ezm_ros.node_runtime import declare, run_node
+from ezm_ros.node_runtime import declare, follow_live_parameters, run_node
 from ezm_ros.task_names import TaskNameError, short_task_name
 from sim_bridge import registry
 from sim_bridge.h1 import constants
@@ -43,11 +43,14 @@ class VisualizationNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
         self.p = VisualizationParams(
-            rate_hz=declare(self, "rate_hz", 25.0, "Marker update rate, Hz (rviz needs no more)."),
+            rate_hz=declare(self, "rate_hz", 25.0, "Marker update rate, Hz (rviz needs no more).", read_only=True,
+                            bounds=(0.1, 100.0)),
             scene_period_s=declare(self, "scene_period_s", 2.0, "Period of re-sending the static scene, s "
-                                   "(late joiners see it within this time)."),
-            task=declare(self, "task", nodes.DEFAULT_TASK, "Scene drawn until task_state names one."),
+                                   "(late joiners see it within this time). Live.", bounds=(0.1, 600.0)),
+            task=declare(self, "task", nodes.DEFAULT_TASK, "Scene drawn until task_state names one.",
+                         read_only=True),
         )
+        follow_live_parameters(self, ("scene_period_s",), lambda: self.p, lambda params: setattr(self, "p", params))
         self._pub = self.create_publisher(MarkerArray, topics.MARKERS, qos.VISUALIZATION)
         self._joints: JointState | None = None
         self._odom: Odometry | None = None

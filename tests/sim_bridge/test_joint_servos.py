@@ -9,7 +9,8 @@ import pytest
 
 import sim_bridge
 from sim_bridge.h1 import constants
-from sim_bridge.joint_servos import CommandError, Servos, ServoCommand, parse_joint_command
+from sim_bridge.joint_servos import (MAX_KD, MAX_KP, MAX_TARGET_VELOCITY, CommandError, Servos, ServoCommand,
+                                     parse_joint_command)
 
 NU = len(constants.ACTUATORS)
 
@@ -66,7 +67,8 @@ def test_commands_map_by_name_and_reject_what_cannot_be_applied():
     command = parse_joint_command(names, positions, [], [], [], [], constants.ACTUATORS)
     assert command.position.tolist() == list(reversed(positions)) and command.uses_model_gains
     for bad, reason in (
-        (dict(names=names[:-1], position=positions[:-1]), "missing joints"),
+        (dict(names=names[:-1], position=positions[:-1]), "18 joint names for a robot of 19"),
+        (dict(names=names * 10_000, position=positions * 10_000), "190000 joint names"),  # a flood, refused first
         (dict(names=names[:-1] + ["tail"], position=positions), "unknown joints"),
         (dict(names=names, position=positions[:-1]), "position has 18 entries"),
         (dict(names=names, position=[np.nan] + positions[1:]), "NaN or inf"),
@@ -77,3 +79,24 @@ def test_commands_map_by_name_and_reject_what_cannot_be_applied():
         with pytest.raises(CommandError, match=reason):
             parse_joint_command(args["names"], args["position"], args["velocity"], args["effort"], args["kp"],
                                 args["kd"], constants.ACTUATORS)
+
+
+def test_gains_velocities_and_efforts_beyond_the_limits_are_refused_with_the_joint_named(env):
+    limits = Servos(env.model, NU).limits
+    knee = constants.ACTUATORS.index("left_knee")
+    np.testing.assert_array_equal(limits.max_effort, _limits())  # the H1's force limits
+    names, zeros = list(constants.ACTUATORS), [0.0] * NU
+    at_limit = limits.max_effort.tolist()
+    command = parse_joint_command(names, zeros, [MAX_TARGET_VELOCITY] * NU, at_limit, [MAX_KP] * NU,
+                                  [MAX_KD] * NU, constants.ACTUATORS, limits)
+    assert command.effort[knee] == 300.0  # the bounds themselves are allowed
+    for field, value, reason in (("kp", 1e308, r"kp of left_knee is 1e\+308"), ("kd", 101.0, "kd of left_knee"),
+                                 ("velocity", -1e4, "velocity of left_knee"), ("effort", 300.5, "effort of left_knee")):
+        args = dict(velocity=[], effort=[], kp=[], kd=[])
+        args[field] = [0.0] * NU
+        args[field][knee] = value
+        with pytest.raises(CommandError, match=reason):
+            parse_joint_command(names, zeros, args["velocity"], args["effort"], args["kp"], args["kd"],
+                                constants.ACTUATORS, limits)
+        parse_joint_command(names, zeros, args["velocity"], args["effort"], args["kp"], args["kd"],
+                            constants.ACTUATORS)  # without limits (a caller's own bounds), it parses

@@ -1,0 +1,77 @@
+"""Node parameters: one set of defaults, bounds rclpy enforces, and no writable parameter that is ignored.
+
+Each node is built in this process (real rclpy, its real constructor: the simulator loads MuJoCo, the
+planner the shipped bundle), with no parameter file, so what it reports are its declared defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+
+import pytest
+import yaml
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) is installed by `make setup`")
+from rclpy.parameter import Parameter  # noqa: E402
+
+from ezm_ros import nodes  # noqa: E402
+from ezm_ros.node_runtime import StartupError  # noqa: E402
+
+# module, class, {live parameter: (a value inside its bounds, one outside)}
+NODES = {
+    "ezm_sim": ("sim_bridge.sim_node", "SimNode",
+                {"command_timeout_s": (0.5, -1.0), "damping_kd": (4.0, -5.0), "reset_after_fall_s": (5.0, -1.0)}),
+    "ezm_planner": ("ezm_ros.planner_node", "PlannerNode", {"stale_state_s": (0.2, -1.0)}),
+    "ezm_visualization": ("sim_bridge.visualization_node", "VisualizationNode", {"scene_period_s": (5.0, 0.0)}),
+}
+
+
+@contextlib.contextmanager
+def _node(name: str, args: list[str] | None = None):
+    module, cls, _ = NODES[name]
+    rclpy.init(args=["--ros-args", *(args or [])])
+    node = None
+    try:
+        node = getattr(importlib.import_module(module), cls)()
+        yield node
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown()
+
+
+@pytest.mark.parametrize("name", sorted(NODES))
+def test_the_params_file_states_the_declared_defaults_and_only_live_parameters_are_writable(name):
+    section = yaml.safe_load(nodes.config_file(nodes.PARAMS_FILE).read_text())[f"/**/{name}"]["ros__parameters"]
+    live = NODES[name][2]
+    with _node(name) as node:
+        for key, value in section.items():
+            if key != "use_sim_time":  # rclpy's own; the file sets it for the markers' stamps
+                assert node.get_parameter(key).value == value, f"{name}.{key}: file {value!r}, node's default differs"
+        for key in node._parameters:
+            if key == "use_sim_time" or key.startswith("qos_overrides."):
+                continue
+            writable = key in live or (name, key) == ("ezm_planner", "model_path")  # a swap (test_planner)
+            assert node.describe_parameter(key).read_only != writable, f"{name}.{key}: writable iff applied"
+        for key, (good, bad) in live.items():
+            refused = node.set_parameters([Parameter(key, value=bad)])[0]
+            assert not refused.successful and "range" in refused.reason.lower(), (key, refused.reason)
+            assert getattr(node.p, key) != bad and node.get_parameter(key).value != bad
+            assert node.set_parameters([Parameter(key, value=good)])[0].successful
+            assert getattr(node.p, key) == good  # applied to what the node's code reads, not only stored
+        read_only = next(key for key in section if node.describe_parameter(key).read_only)
+        assert not node.set_parameters([Parameter(read_only, value=section[read_only])])[0].successful
+
+
+@pytest.mark.parametrize("name, args, reason", [
+    ("ezm_sim", ["-p", "command_timeout_s:=30.0"], "command_timeout_s"),
+    ("ezm_sim", ["-p", "seed:=-3"], "seed"),
+    ("ezm_planner", ["-p", "num_simulations:=1000000000"], "num_simulations"),
+    ("ezm_planner", ["-p", "deadline_ms:=25.0"], "deadline_ms 25 leaves nothing"),
+    ("ezm_planner", ["-p", "stale_state_s:=\"soon\""], "stale_state_s"),
+])
+def test_an_absurd_parameter_at_start_stops_the_node_with_its_name(name, args, reason):
+    with pytest.raises(StartupError, match=reason):
+        with _node(name, args):
+            pass
