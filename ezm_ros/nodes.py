@@ -22,26 +22,6 @@ RVIZ_FILE: Final = "ezm_sim.rviz"
 _REPO_LAUNCH_DIR: Final = Path(__file__).resolve().parent.parent / "launch"
 
 
-@dataclasses.dataclass(frozen=True)
-class LaunchArgument:
-    name: str
-    default: str  # launch arguments are strings; `StackOptions.from_strings` converts them
-    description: str
-
-
-LAUNCH_ARGUMENTS: Final = (
-    LaunchArgument("model", "", "Model bundle directory; empty: the model the repository ships (models/)."),
-    LaunchArgument("task", DEFAULT_TASK, "Task at start (short name or env id); switch later on ezm/task."),
-    LaunchArgument("lockstep", "false", "One simulation step per planner command (deterministic evaluation)."),
-    LaunchArgument("seed", "0", "Seed of the simulator's resets and of the planner's search."),
-    LaunchArgument("rviz", "true", "Start rviz2 with launch/config/ezm_sim.rviz (a ROS 2 install only)."),
-    LaunchArgument("web_view", "false", "Serve the 3D scene in a browser at http://127.0.0.1:8080 (viser)."),
-    LaunchArgument("namespace", "", "Namespace of every node and topic (a second robot runs beside the first)."),
-    LaunchArgument("publish_clock", "true", "The simulator publishes /clock (one per ROS domain: false for a "
-                   "second stack, whose sim-time nodes then follow the first's clock)."),
-)
-
-
 def _truthy(value: str) -> bool:
     if value.lower() in ("true", "1", "yes", "on"):
         return True
@@ -52,24 +32,57 @@ def _truthy(value: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class StackOptions:
-    """What the launch arguments select (defaults as in `LAUNCH_ARGUMENTS`)."""
+    """What the launch arguments select. These defaults are the launch arguments' defaults (one place:
+    `LAUNCH_ARGUMENTS` is built from them); each field's `help` is its launch argument's description."""
 
-    model: str = ""
-    task: str = DEFAULT_TASK
-    lockstep: bool = False
-    seed: int = 0
-    rviz: bool = True
-    web_view: bool = False
-    namespace: str = ""
-    publish_clock: bool = True
+    model: str = dataclasses.field(default="", metadata={
+        "help": "Model bundle directory; empty: the model the repository ships (models/)."})
+    task: str = dataclasses.field(default=DEFAULT_TASK, metadata={
+        "help": "Task at start (short name or env id); switch later on ezm/task."})
+    lockstep: bool = dataclasses.field(default=False, metadata={
+        "help": "One simulation step per planner command (deterministic evaluation)."})
+    seed: int = dataclasses.field(default=0, metadata={
+        "help": "Seed of the simulator's resets and of the planner's search."})
+    rviz: bool = dataclasses.field(default=True, metadata={
+        "help": "Start rviz2 with launch/config/ezm_sim.rviz (skipped with a warning where rviz2 is not "
+                "installed)."})
+    web_view: bool = dataclasses.field(default=False, metadata={
+        "help": "Serve the 3D scene in a browser at http://127.0.0.1:8080 (viser)."})
+    namespace: str = dataclasses.field(default="", metadata={
+        "help": "Namespace of every node and topic (a second robot runs beside the first)."})
+    publish_clock: bool = dataclasses.field(default=True, metadata={
+        "help": "The simulator publishes /clock (one per ROS domain: false for a second stack, whose "
+                "sim-time nodes then follow the first's clock)."})
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> StackOptions:
         """From launch-argument strings (missing ones take their defaults)."""
-        merged = {arg.name: arg.default for arg in LAUNCH_ARGUMENTS} | values
-        return cls(model=merged["model"], task=merged["task"], lockstep=_truthy(merged["lockstep"]),
-                   seed=int(merged["seed"]), rviz=_truthy(merged["rviz"]), web_view=_truthy(merged["web_view"]),
-                   namespace=merged["namespace"].strip("/"), publish_clock=_truthy(merged["publish_clock"]))
+        parsed: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in values:
+                continue
+            text = values[field.name]
+            kind = type(field.default)
+            parsed[field.name] = _truthy(text) if kind is bool else int(text) if kind is int else text
+        if "namespace" in parsed:
+            parsed["namespace"] = parsed["namespace"].strip("/")
+        return cls(**parsed)
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str  # launch arguments are strings; `StackOptions.from_strings` converts them
+    description: str
+
+
+def _launch_string(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+LAUNCH_ARGUMENTS: Final = tuple(
+    LaunchArgument(field.name, _launch_string(field.default), field.metadata["help"])
+    for field in dataclasses.fields(StackOptions))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,7 +45,10 @@ def _node(name: str, args: list[str] | None = None):
 def test_the_params_file_states_the_declared_defaults_and_only_live_parameters_are_writable(name):
     section = yaml.safe_load(nodes.config_file(nodes.PARAMS_FILE).read_text())[f"/**/{name}"]["ros__parameters"]
     live = NODES[name][2]
+    launched = next(spec for spec in nodes.stack_nodes(nodes.StackOptions()) if spec.name == name).parameters
     with _node(name) as node:
+        for key, value in launched.items():  # what the launch arguments' defaults pass equals the default
+            assert node.get_parameter(key).value == value, f"{name}.{key}: launch default {value!r} differs"
         for key, value in section.items():
             if key != "use_sim_time":  # rclpy's own; the file sets it for the markers' stamps
                 assert node.get_parameter(key).value == value, f"{name}.{key}: file {value!r}, node's default differs"
