@@ -37,6 +37,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ezm_training.search import settings as search_settings
+
 FORMAT_VERSION = 1  # bump on any change a planner of the previous version would misread
 MANIFEST_FILE = "manifest.json"
 INITIAL_FILE = "initial.onnx"
@@ -256,7 +258,7 @@ class Manifest:
         missing = [key for key in SEARCH_KEYS + ("widen_at_eval",) if key not in self.search]
         if missing:
             problems.append(f"search lacks {', '.join(missing)}")
-        problems += _search_problems(self.search)
+        problems += search_settings.problems(self.search, prefix="search.")
         if not 0.0 < self.discount <= 1.0:
             problems.append(f"discount must be in (0, 1], got {self.discount}")
         if any(not -1.0 <= a <= 1.0 for a in robot.hold_action):
@@ -339,33 +341,7 @@ def _refuse_constant(name: str) -> float:
     raise BundleError(f"{MANIFEST_FILE} holds {name}: every number of a manifest is finite")
 
 
-# The search settings a planner accepts, (kind, low, high): numbers outside would hang it (1e9 simulations),
-# leave it nothing to search (0) or break its arithmetic (a clip beyond tanh's range).
-MAX_SIMULATIONS = 4096  # per control step; a 50 Hz planner on any CPU does far fewer
-_SEARCH_RANGES: dict[str, tuple[type, float, float]] = {
-    "num_simulations": (int, 1, MAX_SIMULATIONS), "num_candidates": (int, 1, 256), "num_policy_actions": (int, 0, 256),
-    "num_top_actions": (int, 1, 256), "children_per_node": (int, 1, 64), "widen_std_factor": (float, 1.0, 100.0),
-    "discount": (float, 1e-6, 1.0), "c_visit": (float, 0.0, 1e6), "c_scale": (float, 0.0, 1e6),
-    "value_minmax_delta": (float, 1e-12, 1e6), "action_clip": (float, 1e-6, 1.0 - 1e-9),
-}
 MAX_MODEL_ID = 256  # characters: it is echoed in every planner status
-
-
-def _search_problems(search: Mapping[str, Any]) -> list[str]:
-    problems = []
-    for key, (kind, low, high) in _SEARCH_RANGES.items():
-        if key not in search:
-            continue  # reported as missing by the caller
-        value = search[key]
-        typed = isinstance(value, int) if kind is int else isinstance(value, (int, float))
-        if isinstance(value, bool) or not typed or not low <= value <= high:
-            problems.append(f"search.{key} must be {'an integer' if kind is int else 'a number'} in "
-                            f"[{low:g}, {high:g}], got {value!r}")
-    if not problems and search.get("num_top_actions", 0) > search.get("num_candidates", 0):
-        problems.append("search.num_top_actions must not exceed search.num_candidates")
-    if not problems and search.get("num_policy_actions", 0) > search.get("num_candidates", 0):
-        problems.append("search.num_policy_actions must not exceed search.num_candidates")
-    return problems
 
 
 class _Fields:

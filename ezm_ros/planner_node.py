@@ -45,12 +45,13 @@ from ezm_msgs.msg import JointCommand, PlannerStatus, TaskCommand, TaskState
 from ezm_msgs.srv import ListTasks, SwitchTask
 from ezm_ros import conversions, model_path, nodes, qos, topics
 from ezm_ros.bundle import Bundle, BundleError, RuntimeSettings, check_files, load_bundle, read_manifest
-from ezm_ros.manifest import MAX_SIMULATIONS, RobotSpec, robot_mismatches
+from ezm_ros.manifest import RobotSpec, robot_mismatches
 from ezm_ros.node_runtime import SEED_BOUNDS, StartupError, declare, follow_live_parameters, run_node
 from ezm_ros.observation import build_observation
 from ezm_ros.planner import DEFAULT_DEADLINE_MS, Planner, PlannerSettings
 from ezm_ros.state_cache import StateCache
 from ezm_ros.task_names import TaskNameError, short_task_name
+from ezm_training.search.settings import MAX_SIMULATIONS
 
 NODE_NAME: Final = "ezm_planner"
 #: Without a new state for this many control periods, the timer runs a step from the last state.

@@ -27,6 +27,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ezm_training.search import settings as search_settings
 from ezm_training.support import SupportSpec
 
 # Task ids follow sim_bridge: `h1-<name>-v0`; a task's index is its position in the list.
@@ -293,6 +294,12 @@ class EZMConfig:
                               f">= num_top_actions {self.num_top_actions}: each top candidate needs one visit")
         if self.batch_size < self.num_tasks:
             raise ConfigError(f"batch_size {self.batch_size} is smaller than the {self.num_tasks} tasks")
+        # The planner's bundle loader checks the same table: a run it could not deploy fails here, not at export.
+        search = self.search_kwargs
+        problems = search_settings.problems(search) + search_settings.problems(
+            {**search, "num_simulations": self.reanalyze_simulations or self.num_simulations})
+        if problems:
+            raise ConfigError("; ".join(dict.fromkeys(problems)))
 
     # --- derived values ---
     @property

@@ -49,6 +49,7 @@ import torch
 
 from ezm_ros.manifest import (
     BATCH_AXIS,
+    BundleError,
     FORMAT_VERSION,
     GRAPH_FILES,
     INITIAL_FILE,
@@ -400,6 +401,10 @@ def export_bundle(model: WorldModel, cfg: EZMConfig, out_dir: str | Path, *, tas
         manifest = _manifest(model, cfg, tmp, robot, task_specs, errors, int8_info, env_steps=env_steps,
                              training_steps=training_steps, checkpoint=checkpoint, weights=weights, opset=opset,
                              dynamo=dynamo)
+        try:  # the robot's loader parses and checks it; an export it would refuse fails here instead
+            Manifest.from_json(manifest.to_json())
+        except BundleError as err:
+            raise ExportError(f"the planner would refuse this bundle: {err}") from None
         (tmp / MANIFEST_FILE).write_text(manifest.to_json())
         if int8:  # needs the finished bundle: it runs the search on both precisions through the loader
             manifest = dataclasses.replace(manifest, int8={**int8_info, "search_agreement": int8_search_agreement(tmp)})

@@ -118,3 +118,22 @@ def test_the_cpu_preset_overlaps_collection_and_reanalyses_with_the_acting_budge
     cpu = EZMConfig.from_preset("cpu")
     assert cpu.collector_process and cpu.reanalyze_search_kwargs["num_simulations"] == cpu.num_simulations
     assert not EZMConfig().collector_process and EZMConfig().reanalyze_simulations == 0  # EZ-M's own defaults
+
+
+@pytest.mark.parametrize("override, reason", [
+    ("action_clip=1.0", "action_clip must be a number in"),  # atanh(1) is infinite
+    ("widen_std_factor=0.5", "widen_std_factor must be"),
+    ("num_simulations=100000", "num_simulations must be an integer in"),
+    ("reanalyze_simulations=100000", "num_simulations must be an integer in"),
+    ("discount=1.5", "discount must be"),
+])
+def test_search_settings_the_planner_would_refuse_are_refused_by_the_config(override, reason):
+    """One table (ezm_training.search.settings) for both: a run that trains can always be deployed."""
+    from ezm_training.search import settings  # ezm_ros.manifest checks a bundle's search against it
+
+    with pytest.raises(ConfigError, match=reason):
+        EZMConfig.from_cli(["--preset", "cpu", override])
+    key, value = override.split("=")
+    key = "num_simulations" if key == "reanalyze_simulations" else key
+    kind = settings.RANGES[key][0]
+    assert settings.problems({key: kind(float(value))})  # what the loader reports for the same value
