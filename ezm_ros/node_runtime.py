@@ -26,6 +26,8 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+from ezm_ros.process_lifetime import follow_launcher
+
 
 #: Seeds are numpy/MuJoCo seeds: non-negative and within a C int.
 SEED_BOUNDS: Final = (0, 2**31 - 1)
@@ -78,6 +80,7 @@ class StartupError(RuntimeError):
 
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
     """Create the node, spin it until SIGINT/SIGTERM, clean up. Returns the exit status."""
+    follow_launcher()  # started by ezm-sim: end with it, even when it is SIGKILLed
     rclpy.init(args=args)
     node = None
     try:

@@ -50,7 +50,7 @@ class CollectorProcess:
         context = multiprocessing.get_context("spawn")  # never fork a process that holds torch's threads
         self._connection, child = context.Pipe()
         # Not a daemon: daemonic processes may not start the env workers. The child dies with this process
-        # (sim_bridge.multitask.die_with_parent) and `close` ends it.
+        # (ezm_ros.process_lifetime.die_with_parent) and `close` ends it.
         self._process = context.Process(target=_serve, args=(child, cfg.to_json(), list(env_ids), num_workers, state),
                                         name="ezm-collector")
         self._process.start()
@@ -144,7 +144,7 @@ class CollectorProcess:
 
 def _serve(connection, cfg_json: str, env_ids: list[str], num_workers: int | None, state: dict | None) -> None:
     """The child: build the env and the collector, then serve collect / state / close until told to stop."""
-    from sim_bridge.multitask import die_with_parent  # sim_bridge is imported where envs are made (envs.py)
+    from ezm_ros.process_lifetime import die_with_parent
 
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's: it checkpoints, then closes us

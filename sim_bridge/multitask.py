@@ -32,7 +32,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from ezm_ros.process_lifetime import die_with_parent
 from sim_bridge import registry
 from sim_bridge.h1.constants import COLLISION_HUMANOIDBENCH, NU
 
@@ -137,21 +137,6 @@ class _EnvGroup:
     def close(self) -> None:
         for env in self.envs:
             env.close()
-
-
-def die_with_parent() -> None:
-    """Linux: have the kernel send SIGTERM to this process (a worker) when its parent dies.
-
-    A forked worker inherits the parent's end of its own pipe, so a SIGKILLed parent (e.g. a trainer
-    killed mid-run) never gives it EOF and it would wait on `recv` forever, holding its memory.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1  # <linux/prctl.h>
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence[str], size: int,

@@ -34,6 +34,7 @@ import sim_bridge  # noqa: F401  first: it picks MuJoCo's headless GL backend be
 from ezm_ros import model_path, nodes
 from ezm_ros.bundle import BundleError, read_manifest
 from ezm_ros.manifest import robot_mismatches
+from ezm_ros.process_lifetime import PARENT_PID_ENV
 from sim_bridge.rollout_video import RENDER_S_PER_FRAME
 
 #: Where `ezm-sim` writes its untrained stand-in, and the tasks it covers (all 14 HumanoidBench h1 tasks).
@@ -76,7 +77,8 @@ class NodeProcess:
         self.spec = spec
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{spec.name}.log"
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The node ends with this process even when it is SIGKILLed (ezm_ros.process_lifetime).
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_PID_ENV: str(os.getpid())})
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         bufsize=1, env=env, start_new_session=True)
         self._thread = threading.Thread(target=self._pump, args=(self.process.stdout, echo), daemon=True)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +59,52 @@ def test_ezm_sim_refuses_a_model_for_another_robot_before_starting_nodes(tmp_pat
         result = _ezm_sim("--model", str(model), "--duration", "20", "--no-video", "--logs", str(tmp_path / "logs"))
         out = result.stdout + result.stderr
         assert result.returncode != 0 and reason in out and "started" not in out, out
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (from /proc: Linux, where the parent-death signal applies)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_sigkilled_ezm_sim_takes_its_nodes_with_it(tiny_bundle, tmp_path):
+    launcher = subprocess.Popen([sys.executable, "-m", "sim_bridge.run_stack", "--model", str(tiny_bundle),
+                                 "--task", "stand", "--no-video", "--logs", str(tmp_path / "logs")],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    nodes: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(nodes) < 2 and launcher.poll() is None:
+            time.sleep(0.5)
+            nodes = _children(launcher.pid)
+        assert len(nodes) >= 2, f"ezm-sim did not start its nodes: {nodes}"
+        time.sleep(2.0)  # the nodes are past their start (a node checks its launcher as it starts)
+        launcher.kill()  # SIGKILL: ezm-sim stops nothing itself
+        launcher.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(pid) for pid in nodes):
+            time.sleep(0.2)
+        assert not [pid for pid in nodes if _alive(pid)], "nodes outlived a SIGKILLed ezm-sim"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        for pid in nodes:  # a failed test leaves no orphan behind either
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
