@@ -7,6 +7,7 @@ stopped (SIGINT, then SIGKILL after a grace period) and their output is kept for
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import subprocess
@@ -25,6 +26,8 @@ from ezm_ros import nodes  # noqa: E402
 #: Tasks of the tiny test bundle: the locomotion trio plus one task with an object and one with extras.
 TEST_BUNDLE_TASKS = "h1-stand-v0,h1-walk-v0,h1-run-v0,h1-sit_hard-v0,h1-reach-v0"
 DISCOVERY_TIMEOUT_S = 20.0
+#: Reader history of the probe's recordings (messages queued between two spins of a loaded test process).
+RECORDER_DEPTH = 1000
 
 
 class NodeProcess:
@@ -94,8 +97,14 @@ class Probe:
         self.executor.add_node(self.node)
 
     def collect(self, msg_type, topic: str, qos, keep: int = 100_000) -> list:
-        """Subscribe and append (arrival time, message) to the returned list."""
+        """Subscribe and append (arrival time, message) to the returned list.
+
+        The probe records as rosbag does: the topic's QoS with a deep reader history, so that a probe the
+        test's own load slows down queues what it has not yet taken instead of overwriting it (the nodes'
+        depth-1 readers keep only the newest message on purpose; a recorder must not)."""
         received: list = []
+        qos = copy.copy(qos)
+        qos.depth = max(qos.depth, RECORDER_DEPTH)
 
         def on_message(msg) -> None:
             received.append((time.monotonic(), msg))
@@ -152,7 +161,7 @@ def int8_bundle(tmp_path_factory) -> Path:
     """A tiny untrained WorldModel (stand and walk) exported with its int8 graphs too."""
     torch = pytest.importorskip("torch", reason="exporting a test bundle needs the train extra (torch)")
     from ezm_training.config import EZMConfig
-    from ezm_training.export_onnx import export_bundle
+    from ezm_training.export.bundle import export_bundle
     from ezm_training.networks import WorldModel
     from ezm_training.envs import task_dims
 
