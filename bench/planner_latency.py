@@ -51,7 +51,7 @@ def synthetic_bundle(name: str, work: Path) -> Path:
     import torch
 
     from ezm_training.config import EZMConfig
-    from ezm_training.export_onnx import export_bundle
+    from ezm_training.export.bundle import export_bundle
     from ezm_training.networks import WorldModel
     from ezm_training.envs import task_dims
 

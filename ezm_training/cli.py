@@ -1,4 +1,4 @@
-"""Console entry points `ezm-train`, `ezm-eval` and `ezm-export` (ezm_training.export_onnx says what it writes).
+"""Console entry points `ezm-train`, `ezm-eval` and `ezm-export` (ezm_training.export.bundle says what it writes).
 
     ezm-train --preset smoke tasks=h1-stand out=runs/x [key=value ...] [--workers N]
     ezm-train --resume runs/x                     # continue the same run from its newest checkpoint
@@ -137,10 +137,11 @@ def export_main(argv: list[str] | None = None) -> int:
     import torch
 
     from ezm_training import checkpoint as ckpt
-    from ezm_training import export_onnx
-    from ezm_training.export_onnx import DEFAULT_OPSET, ExportError, export_bundle
+    from ezm_training.export import ExportError, bundle
+    from ezm_training.export.bundle import export_bundle
+    from ezm_training.export.graphs import DEFAULT_OPSET
 
-    parser = argparse.ArgumentParser(prog="ezm-export", description=export_onnx.__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="ezm-export", description=bundle.__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, nargs="?",
                         help="run dir, its checkpoints/ dir, or one ckpt_* dir (none with --untrained)")

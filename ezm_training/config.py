@@ -307,7 +307,7 @@ class EZMConfig:
         """The search knobs under `ezm_training.search.gumbel_search`'s argument names (all but `widen`).
 
         The one mapping from this config to the search: acting and reanalysis (model_search.search_batch)
-        and the exported bundle's manifest (export_onnx.search_settings) both use it.
+        and the exported bundle's manifest (export.bundle.search_settings) both use it.
         """
         return dict(num_simulations=self.num_simulations, num_candidates=self.num_sampled_actions,
                     num_policy_actions=self.num_policy_actions, widen_std_factor=self.widen_std_factor,

@@ -13,7 +13,7 @@ import torch
 
 from ezm_ros.manifest import MANIFEST_FILE
 from ezm_training.config import EZMConfig
-from ezm_training.export_onnx import export_bundle
+from ezm_training.export.bundle import export_bundle
 from ezm_training.networks import WorldModel
 from ezm_training.envs import task_dims
 

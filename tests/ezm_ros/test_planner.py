@@ -1,5 +1,5 @@
 """The anytime planner: on time with a slow model, fallbacks flagged, never raising. Torch-free: the model is
-a small numpy fake behind the planner's model protocol (tests/ezm_training/test_export_onnx.py runs it on
+a small numpy fake behind the planner's model protocol (tests/ezm_training/test_export_bundle.py runs it on
 real exported bundles against the learner's search)."""
 
 from __future__ import annotations

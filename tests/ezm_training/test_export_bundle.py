@@ -16,13 +16,8 @@ from ezm_ros.manifest import MANIFEST_FILE, Manifest
 from ezm_ros.planner import Planner, PlannerSettings
 from ezm_training.cli import export_main
 from ezm_training.config import EZMConfig
-from ezm_training.export_onnx import (
-    RANDOM_ROWS_PER_TASK,
-    RECORDED_STEPS_PER_TASK,
-    ExportError,
-    export_bundle,
-    search_settings,
-)
+from ezm_training.export import ExportError
+from ezm_training.export.bundle import export_bundle, search_settings
 from ezm_training.model_search import search_batch, search_keys
 from ezm_training.networks import WorldModel
 from sim_bridge.h1 import build_h1_model, constants
@@ -214,7 +209,7 @@ def test_int8_graphs_are_quantized_and_their_error_is_recorded(exported_int8):
 
 
 def test_int8_search_agreement_is_what_the_manifest_says(exported_int8):
-    from ezm_training.export_onnx import int8_search_agreement
+    from ezm_training.export.int8 import int8_search_agreement
 
     _, _, out, manifest = exported_int8
     agreement = manifest.int8["search_agreement"]
