@@ -184,24 +184,53 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class _Launch:
+    """`ros2 launch ezm_ros sim.launch.py ARGS` from the install, in its own session so that SIGINT reaches the
+    launch process alone (ros2 launch handles SIGINT only); stop() ends it as Ctrl-C would and never leaves
+    a node behind, whatever the assertions said."""
+
+    def __init__(self, workspace: Workspace, tools: Path, log_path: Path, *args: str):
+        self.log_path = log_path
+        env = workspace.env((tools,)) | {"ROS_LOG_DIR": str(log_path.parent / f"{log_path.stem}-ros-logs")}
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [workspace.python, tools / "bin" / "ros2", "launch", "ezm_ros", "sim.launch.py", *args],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def node_pids(self) -> list[int]:
+        return [int(pid) for pid in re.findall(r"process started with pid \[(\d+)\]", self.output())]
+
+    def stop(self) -> tuple[int, list[int]]:
+        """SIGINT; (the launch's exit code, the pids of nodes still alive, which are then killed)."""
+        pids = self.node_pids()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            rc = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            rc = self.process.wait()
+        orphans = [pid for pid in pids if _alive(pid)]
+        for pid in orphans:
+            os.kill(pid, signal.SIGKILL)
+        return rc, orphans
+
+
 def test_ros2_launch_runs_the_stack_from_the_install(workspace, launch_tools, probe, tmp_path):
     commands = probe.collect(JointCommand, topics.JOINT_COMMAND, qos.COMMAND)
     status = probe.collect(PlannerStatus, topics.PLANNER_STATUS, qos.LATCHED)
-    log_path = tmp_path / "launch.log"
-    env = workspace.env((launch_tools,)) | {"ROS_LOG_DIR": str(tmp_path / "ros-logs")}
-    with open(log_path, "w") as log:
-        # Its own session, so SIGINT reaches the launch process alone (ros2 launch handles SIGINT only).
-        launch = subprocess.Popen(
-            [workspace.python, launch_tools / "bin" / "ros2", "launch", "ezm_ros", "sim.launch.py", "task:=stand"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
-    node_pids: list[int] = []
+    second_commands = probe.collect(JointCommand, f"/robot2/{topics.JOINT_COMMAND}", qos.COMMAND)
+    launch = _Launch(workspace, launch_tools, tmp_path / "launch.log", "task:=stand")
+    second = None
     try:
-        output = log_path.read_text
+        output = launch.output
         # rviz:=true (the default) on a machine without rviz2: skipped with a warning, the rest runs.
         assert probe.spin_until(lambda: len(commands) >= 100, 120.0), output()
         assert "rviz2 is not installed; starting the stack without rviz2" in output()
-        node_pids = [int(pid) for pid in re.findall(r"process started with pid \[(\d+)\]", output())]
-        assert len(node_pids) == 3, output()  # simulator, planner, visualization
+        assert len(launch.node_pids()) == 3, output()  # simulator, planner, visualization
         # Each command carries the stamp of the state it was planned from: the simulator's 50 Hz control
         # ticks in sim time (a loaded machine may skip a tick or plan twice from one, never plan between two
         # or go back).
@@ -226,21 +255,26 @@ def test_ros2_launch_runs_the_stack_from_the_install(workspace, launch_tools, pr
 
         param = _ros2(workspace, launch_tools, "param", "get", "--no-daemon", "/ezm_planner", "control_rate_hz")
         assert param.returncode == 0 and "50.0" in param.stdout, param.stdout + param.stderr
-        assert launch.poll() is None, output()
+
+        # A second stack in the same domain, as README says: its own namespace, and no second /clock.
+        second = _Launch(workspace, launch_tools, tmp_path / "second.log", "namespace:=robot2",
+                         "publish_clock:=false", "rviz:=false")
+        first_count = len(commands)
+        assert probe.spin_until(lambda: len(second_commands) >= 50, 120.0), second.output()
+        assert probe.node.count_publishers(topics.CLOCK) == 1, "one /clock per domain"
+        assert len(commands) > first_count, "the first stack keeps commanding"
+        second_stamps = [m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for _, m in second_commands]
+        assert all(b >= a for a, b in zip(second_stamps, second_stamps[1:])), "each stack its own topics"
+        status_second = _ros2(workspace, launch_tools, "param", "get", "--no-daemon", "/robot2/ezm_planner",
+                              "control_rate_hz")
+        assert status_second.returncode == 0 and "50.0" in status_second.stdout, status_second.stderr
+        assert launch.process.poll() is None and second.process.poll() is None, output() + second.output()
     finally:
-        if launch.poll() is None:
-            launch.send_signal(signal.SIGINT)
-        try:
-            rc = launch.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            launch.kill()
-            rc = launch.wait()
-        for pid in node_pids:  # never leave a node behind, whatever the assertions said
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-    assert rc == 0, log_path.read_text()
-    assert not [pid for pid in node_pids if _alive(pid)], "nodes left running after SIGINT"
-    assert "Traceback" not in log_path.read_text()
+        results = [(run, *run.stop()) for run in (second, launch) if run is not None]
+    for run, rc, orphans in results:
+        assert rc == 0, run.output()
+        assert not orphans, f"nodes left running after SIGINT: {orphans}"
+        assert "Traceback" not in run.output()
 
 
 def test_the_launch_ends_when_the_planner_cannot_start(workspace, launch_tools, tmp_path):
