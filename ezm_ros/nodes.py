@@ -101,7 +101,7 @@ def stack_nodes(options: StackOptions) -> list[NodeSpec]:
     nodes = [
         NodeSpec("sim_bridge", "sim_node", "ezm_sim", "sim_bridge.sim_node",
                  {"task": options.task, "lockstep": options.lockstep, "seed": options.seed,
-                  "publish_clock": options.publish_clock}, essential=True),
+                  "publish_clock": options.publish_clock, "model_path": options.model}, essential=True),
         NodeSpec(PACKAGE, "planner_node", "ezm_planner", "ezm_ros.planner_node",
                  {"model_path": options.model, "task": options.task, "lockstep": options.lockstep,
                   "seed": options.seed}, essential=True),

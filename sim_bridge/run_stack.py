@@ -32,9 +32,8 @@ from typing import IO, Final
 
 import sim_bridge  # noqa: F401  first: it picks MuJoCo's headless GL backend before mujoco loads (the video)
 from ezm_ros import model_path, nodes
-from ezm_ros.bundle import BundleError, read_manifest
-from ezm_ros.manifest import robot_mismatches
 from ezm_ros.process_lifetime import PARENT_PID_ENV
+from sim_bridge.bundle_robot import BundleError, OtherRobotError, check_bundle_robot
 from sim_bridge.rollout_video import RENDER_S_PER_FRAME
 
 #: Where `ezm-sim` writes its untrained stand-in, and the tasks it covers (all 14 HumanoidBench h1 tasks).
@@ -163,24 +162,11 @@ def resolve_model(model: str) -> tuple[Path, str]:
 
 
 def check_robot(bundle: Path) -> None:
-    """SystemExit unless the bundle drives the simulated H1's joints, in its order, with its ctrl ranges.
-
-    The planner takes the robot from the bundle (it runs where MuJoCo is not); the simulator's side of the
-    contract is checked here, before any node starts."""
-    from sim_bridge.h1 import constants
-    from sim_bridge.h1.actuators import ActionMap
-    from sim_bridge.h1.model import build_h1_model
-
+    """SystemExit unless the bundle drives the simulated H1 (sim_bridge.bundle_robot), before any node starts."""
     try:
-        manifest = read_manifest(bundle)
-    except (BundleError, FileNotFoundError) as err:
+        check_bundle_robot(bundle)
+    except (BundleError, FileNotFoundError, OtherRobotError) as err:
         raise SystemExit(f"ezm-sim: {err}") from None
-    action_map = ActionMap.from_model(build_h1_model())
-    mismatch = robot_mismatches(manifest.robot, constants.ACTUATORS, action_map.low.tolist(),
-                                action_map.high.tolist())
-    if mismatch:
-        raise SystemExit(f"ezm-sim: {bundle} was made for another robot than the simulated H1:\n"
-                         + "\n".join(mismatch))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,11 +42,12 @@ from std_srvs.srv import Trigger
 import sim_bridge
 from ezm_msgs.msg import JointCommand, TaskCommand, TaskState
 from ezm_msgs.srv import SwitchTask
-from ezm_ros import conversions, nodes, qos, topics
+from ezm_ros import conversions, model_path, nodes, qos, topics
 from ezm_ros.manifest import FREE_QPOS, FREE_QVEL
-from ezm_ros.node_runtime import SEED_BOUNDS, declare, follow_live_parameters, run_node
+from ezm_ros.node_runtime import SEED_BOUNDS, StartupError, declare, follow_live_parameters, run_node
 from ezm_ros.task_names import TaskNameError, short_task_name
 from sim_bridge import registry
+from sim_bridge.bundle_robot import BundleError, OtherRobotError, check_bundle_robot
 from sim_bridge.env import HumanoidEnv
 from sim_bridge.h1 import constants
 from sim_bridge.joint_servos import DEFAULT_DAMPING_KD, MAX_KD, CommandError, Servos, parse_joint_command
@@ -84,6 +85,7 @@ class SimParams:
     publish_clock: bool
     publish_observation: bool
     lockstep_republish_s: float
+    model_path: str
 
 
 #: What `ros2 param set` changes while the simulator runs; every other parameter is read-only.
@@ -118,6 +120,9 @@ def _declare_params(node: Node) -> SimParams:
         lockstep_republish_s=declare(node, "lockstep_republish_s", 0.1, "Lockstep: republish the current "
                                      "state after this many seconds without a command (lost samples).",
                                      read_only=True, bounds=(0.01, 10.0)),
+        model_path=declare(node, "model_path", "", "The planner's model bundle ('' = the shipped one), checked at "
+                           "start: one made for another robot (joints, their order, ctrl ranges) ends this node "
+                           "with the differences. The launch passes the planner's.", read_only=True),
     )
     return p
 
@@ -153,6 +158,7 @@ class SimNode(Node):
         self._steps = 0
         self._last_step_wall = time.monotonic()
         self._load(self.p.task, keep_state=False)
+        self._check_planner_model()
 
         # Statistics for diagnostics.
         self._received = 0
@@ -281,6 +287,16 @@ class SimNode(Node):
             # A command computed from an older state is held but does not step the simulation.
             self._step()
             self._publish_state()
+
+    def _check_planner_model(self) -> None:
+        """StartupError if the planner's bundle drives another robot than this H1. A bundle that cannot be
+        found or read is the planner's to report (it exits saying why), so that only warns here."""
+        try:
+            check_bundle_robot(model_path.resolve(self.p.model_path), self._env.action_map)
+        except OtherRobotError as err:
+            raise StartupError(str(err)) from None
+        except (BundleError, OSError) as err:
+            self.get_logger().warning(f"the planner's model was not checked against the simulated H1: {err}")
 
     # --- stepping ---------------------------------------------------------------------------------------------
     def _tick(self) -> None:

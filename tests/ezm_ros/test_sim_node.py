@@ -3,6 +3,10 @@ services, and the observation a planner rebuilds from its topics."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
+
 import numpy as np
 import pytest
 
@@ -171,3 +175,27 @@ def test_observation_rebuilt_from_topics_equals_the_simulators(launch, probe, ta
         simulator = np.array(observations[-1][1].data)
         np.testing.assert_allclose(rebuilt, simulator, rtol=0, atol=1e-12)
     sim.stop()
+
+
+def test_a_planner_model_for_another_robot_ends_the_simulator_at_start(launch, tmp_path, tiny_bundle):
+    # What `ros2 launch` runs: the launch gives the simulator the planner's model_path, and the simulator
+    # holds the bundle's robot (joints, order, ctrl ranges) to the H1 it simulates before any command.
+    other = tmp_path / "other-robot"
+    shutil.copytree(tiny_bundle, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["robot"]["ctrl_high"][3] += 0.1
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    refused = launch(SIM, "ezm_sim", task="stand", model_path=str(other))
+    assert refused.process.wait(timeout=60) == 2
+    output = refused.output()
+    assert "cannot start" in output and "another robot than the simulated H1" in output, output
+    assert f"ctrl high of {constants.ACTUATORS[3]}" in output and "Traceback" not in output
+
+    matching = launch(SIM, "ezm_sim", task="stand", model_path=str(tiny_bundle))
+    missing = launch(SIM, "ezm_sim", task="stand", model_path=str(tmp_path / "nowhere"), lockstep=True)
+    for sim in (matching, missing):  # a bundle it cannot read is the planner's to refuse: a warning here
+        deadline = time.monotonic() + 30
+        while "simulating stand" not in sim.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sim.alive() and "simulating stand" in sim.output(), sim.output()
+    assert "was not checked against the simulated H1" in missing.output()
