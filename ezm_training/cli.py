@@ -109,6 +109,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--model", choices=("target", "online"), default="target",
                         help="EMA target weights (what the actors use) or the learner's online weights")
+    parser.add_argument("--actor", choices=("search", "policy_mean"), default="search",
+                        help="the search's chosen action (as deployed), or tanh of the policy mean with no "
+                             "search, on the same seeds: does the search help? (written as eval_policy_mean.*)")
     args = parser.parse_args(argv)
     _setup_logging(None)
 
@@ -119,12 +122,13 @@ def eval_main(argv: list[str] | None = None) -> int:
         model, cfg, path, step, _ = load_model(args.checkpoint, args.model)
     except (FileNotFoundError, ValueError) as error:  # ValueError: CheckpointError, a bad config
         parser.error(str(error))
-    results = evaluate(cfg, model, args.episodes, seed=args.seed, num_workers=args.workers)
+    results = evaluate(cfg, model, args.episodes, seed=args.seed, num_workers=args.workers, actor=args.actor)
     out_dir = args.out or path
-    write_results(results, out_dir)
-    print(f"{path} (step {step}, {args.model} weights)")
+    stem = "eval" if args.actor == "search" else f"eval_{args.actor}"
+    write_results(results, out_dir, stem)
+    print(f"{path} (step {step}, {args.model} weights, acting: {args.actor})")
     print(format_table(results))
-    print(f"wrote {out_dir / 'eval.csv'} and {out_dir / 'eval.json'}")
+    print(f"wrote {out_dir / (stem + '.csv')} and {out_dir / (stem + '.json')}")
     return 0
 
 

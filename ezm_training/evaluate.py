@@ -1,5 +1,6 @@
 """Evaluation: episodes per task with the search (no widening), returns vs HumanoidBench's success bars,
-and rollout videos.
+and rollout videos. `actor="policy_mean"` runs the same episodes on tanh of the policy's mean with no
+search: the returns-level check of whether the search helps (same seeds, same model).
 
 [EZM] ez/worker/eval_worker.py: 1000-step episodes, the executed action is the search's chosen action,
 and (because of pitfall 4) widened candidates are still sampled; here widening is off at eval unless
@@ -27,6 +28,8 @@ _EVAL_KEY_OFFSET = 1 << 41  # keeps eval search keys apart from collection and r
 # times more), so videos are small and capped at 10 s of the 50 Hz episode.
 VIDEO_SIZE_PX = 160
 VIDEO_MAX_STEPS = 500
+#: Who acts in evaluate(): the search (as deployed), or the policy's mean alone (does the search help?).
+ACTORS = ("search", "policy_mean")
 
 
 @dataclass
@@ -44,9 +47,15 @@ class TaskResult:
 
 @torch.no_grad()
 def evaluate(cfg: EZMConfig, model: WorldModel, episodes_per_task: int, *, seed: int, num_workers: int | None = None,
-             device: torch.device | str = "cpu") -> list[TaskResult]:
-    """Run episodes_per_task episodes of every task at once (one env each), eval_episode_steps long at most."""
+             device: torch.device | str = "cpu", actor: str = "search") -> list[TaskResult]:
+    """Run episodes_per_task episodes of every task at once (one env each), eval_episode_steps long at most.
+
+    actor: "search" (the search's chosen action, as the planner acts) or "policy_mean" (tanh of the policy's
+    mean, clipped as the search clips its candidates; no search)."""
     from ezm_training.envs import make_vector_env
+
+    if actor not in ACTORS:
+        raise ValueError(f"actor must be one of {ACTORS}, got {actor!r}")
 
     env_ids = [env_id for env_id in cfg.task_ids for _ in range(episodes_per_task)]
     env_task = np.repeat(np.arange(cfg.num_tasks), episodes_per_task)
@@ -61,11 +70,14 @@ def evaluate(cfg: EZMConfig, model: WorldModel, episodes_per_task: int, *, seed:
         for step in range(cfg.eval_episode_steps):
             keys = search_keys(seed + _EVAL_KEY_OFFSET, len(env_ids), step, device=device)
             initial = model.initial_inference(torch.as_tensor(obs, dtype=torch.float32, device=device), task)
-            out = search_from_root(model, initial, task, keys, cfg, widen=cfg.widen_at_eval)
+            if actor == "search":
+                action = search_from_root(model, initial, task, keys, cfg, widen=cfg.widen_at_eval).action
+            else:
+                action = torch.tanh(initial.policy_mean).clamp(-cfg.action_clip, cfg.action_clip)
             live = torch.as_tensor(~done, device=device)
             std_sum += (initial.policy_std.float().mean(-1) * live).cpu().numpy()
-            saturated_sum += ((out.action.abs() > SATURATED_ABS_ACTION).float().mean(-1) * live).cpu().numpy()
-            obs, rewards, terminated, truncated, _ = venv.step(out.action.float().cpu().numpy())
+            saturated_sum += ((action.abs() > SATURATED_ABS_ACTION).float().mean(-1) * live).cpu().numpy()
+            obs, rewards, terminated, truncated, _ = venv.step(action.float().cpu().numpy())
             returns += np.where(done, 0.0, rewards)
             lengths += ~done
             done |= terminated | truncated

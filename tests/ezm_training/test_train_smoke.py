@@ -70,6 +70,12 @@ def test_smoke_run_writes_log_curve_checkpoint_and_resumes(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "h1-stand-v0" in evaluated.stdout
     assert (tmp_path / "eval" / "eval.csv").exists() and (tmp_path / "eval" / "eval.json").exists()
+    # The same episodes acted by the policy mean alone, written beside the search's, not over them.
+    mean_only = _run(["eval", str(run_dir), "--episodes", "1", "--out", str(tmp_path / "eval"),
+                      "--actor", "policy_mean"], timeout=120)
+    assert mean_only.returncode == 0, mean_only.stderr[-3000:]
+    assert "acting: policy_mean" in mean_only.stdout
+    assert (tmp_path / "eval" / "eval_policy_mean.json").exists() and (tmp_path / "eval" / "eval.json").exists()
 
 
 @pytest.mark.slow
