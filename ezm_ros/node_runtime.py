@@ -17,6 +17,7 @@ import dataclasses
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -107,3 +108,42 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+class RateLimiter:
+    """A token bucket: `allow()` is True at most `burst` times at once and `rate_per_s` times a second on
+    average, so a flood of requests costs the node one refusal each, not one piece of work each."""
+
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate_per_s, self.burst, self._clock = rate_per_s, burst, clock
+        self._tokens, self._last = float(burst), clock()
+        self.refused = 0
+
+    def allow(self) -> bool:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate_per_s)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.refused += 1
+        return False
+
+
+class BurstLog:
+    """Logs the first event of a burst and counts the rest: one line per `period_s` at most, saying how
+    many were not logged, so a flood cannot flood the log."""
+
+    def __init__(self, log: Callable[[str], None], period_s: float = 1.0) -> None:
+        self._log, self._period_s = log, period_s
+        self._last, self._unlogged = -float("inf"), 0
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self._period_s:
+            self._unlogged += 1
+            return
+        if self._unlogged:
+            text += f" ({self._unlogged} more since the last such line)"
+        self._log(text)
+        self._last, self._unlogged = now, 0

@@ -46,16 +46,33 @@ from ezm_msgs.srv import ListTasks, SwitchTask
 from ezm_ros import conversions, model_path, nodes, qos, topics
 from ezm_ros.bundle import Bundle, BundleError, RuntimeSettings, check_files, load_bundle, read_manifest
 from ezm_ros.manifest import RobotSpec, robot_mismatches
-from ezm_ros.node_runtime import SEED_BOUNDS, StartupError, declare, follow_live_parameters, run_node
+from ezm_ros.node_runtime import (
+    SEED_BOUNDS,
+    BurstLog,
+    RateLimiter,
+    StartupError,
+    declare,
+    follow_live_parameters,
+    run_node,
+)
 from ezm_ros.observation import build_observation
 from ezm_ros.planner import DEFAULT_DEADLINE_MS, Planner, PlannerSettings
 from ezm_ros.state_cache import StateCache
-from ezm_ros.task_names import TaskNameError, short_task_name
+from ezm_ros.task_names import TaskNameError, excerpt, params_problem, short_task_name
 from ezm_training.search.settings import MAX_SIMULATIONS
 
 NODE_NAME: Final = "ezm_planner"
-#: Without a new state for this many control periods, the timer runs a step from the last state.
+#: Without a new state for this many control periods, the timer runs a step from the last state, and then
+#: one every tick (the control rate) until states come back.
 TIMER_STEP_AFTER_PERIODS: Final = 1.5
+#: States closer together than this (in control periods, wall time) step at most once: a state flood
+#: (1 kHz of spoofed joint_states) costs one search per half period, not one per message. The newest
+#: waiting state is planned at the next tick.
+MIN_STEP_INTERVAL_PERIODS: Final = 0.5
+#: Accepted task commands (topic and service together): this many per second on average, bursts of
+#: TASK_SWITCH_BURST. Each switch republishes the active task and may load a scene in the simulator.
+TASK_SWITCHES_PER_S: Final = 5.0
+TASK_SWITCH_BURST: Final = 10
 #: How long a rejected task command stays in the status detail, s.
 NOTICE_S: Final = 3.0
 #: The HumanoidBench tasks fix their targets; the model sees no speed or heading input.
@@ -130,12 +147,18 @@ class PlannerNode(Node):
         except (BundleError, FileNotFoundError, TaskNameError) as err:
             raise StartupError(str(err)) from None
         self._pending: _Model | str | None = None  # a model loaded by the swap thread, or why it failed
+        self._swapping = threading.Event()  # set while a swap thread runs: one swap at a time
         self._swap_lock = threading.Lock()
         self._command: TaskCommand = TaskCommand(task=self._task)
         self._notice, self._notice_until = "", 0.0
         self._state = StateCache()
+        self._state_epoch = 0
+        self._held_reported = 0
         self._last_planned_ns: int | None = None
         self._last_step_wall = 0.0
+        self._timer_driving = False  # the last step came from the timer (no new state since)
+        self._switches = RateLimiter(TASK_SWITCHES_PER_S, TASK_SWITCH_BURST)
+        self._log_rejection = BurstLog(self.get_logger().warning)
         self._deadline_misses = self._fallbacks = self._stale = 0
 
         overrides = QoSOverridingOptions.with_default_policies()
@@ -190,6 +213,9 @@ class PlannerNode(Node):
                 continue
             # Cheap checks now, so an obviously broken bundle is refused with a reason; the rest loads in a
             # thread, because warming a model up takes longer than the control period.
+            if self._swapping.is_set():
+                return SetParametersResult(successful=False, reason="a model swap is still loading; try again "
+                                           "once ezm/planner_status reports it")
             try:
                 path = model_path.resolve(param.value)
                 manifest = read_manifest(path)
@@ -198,6 +224,7 @@ class PlannerNode(Node):
             except (BundleError, FileNotFoundError) as err:
                 self.get_logger().error(f"model swap refused, keeping {self._model.model_id}: {err}")
                 return SetParametersResult(successful=False, reason=str(err))
+            self._swapping.set()
             threading.Thread(target=self._load_in_background, args=(param.value,), daemon=True).start()
         return SetParametersResult(successful=True)
 
@@ -211,6 +238,7 @@ class PlannerNode(Node):
             result = f"model swap to {path} failed, keeping {self._model.model_id}: {err}"
         with self._swap_lock:
             self._pending = result
+        self._swapping.clear()
 
     def _take_pending_model(self) -> None:
         with self._swap_lock:
@@ -229,6 +257,12 @@ class PlannerNode(Node):
             task = short_task_name(command.task, self._model.env_ids)
         except TaskNameError as err:
             return False, str(err)
+        problem = params_problem(command.params)
+        if problem:
+            return False, problem
+        if not self._switches.allow():
+            return False, (f"too many task commands: at most {TASK_SWITCHES_PER_S:g} per second "
+                           f"(bursts of {TASK_SWITCH_BURST}); {self._switches.refused} refused so far")
         accepted = TaskCommand(header=command.header, task=task, has_forward_speed=command.has_forward_speed,
                                forward_speed_mps=command.forward_speed_mps, has_heading=command.has_heading,
                                heading_rad=command.heading_rad, params=command.params)
@@ -249,13 +283,13 @@ class PlannerNode(Node):
     def _on_task_command(self, msg: TaskCommand) -> None:
         accepted, reason = self._switch(msg)
         if not accepted:
-            self.get_logger().warning(f"rejected task command: {reason}; staying on {self._task}")
-            self._set_notice(f"rejected task {msg.task!r}: {reason}")
+            self._log_rejection(f"rejected task command: {reason}; staying on {self._task}")
+            self._set_notice(f"rejected task {excerpt(msg.task)}: {reason}")
 
     def _on_switch_task(self, request: SwitchTask.Request, response: SwitchTask.Response) -> SwitchTask.Response:
         response.accepted, response.reason = self._switch(request.command)
         if not response.accepted:
-            self.get_logger().warning(f"rejected switch_task: {response.reason}; staying on {self._task}")
+            self._log_rejection(f"rejected switch_task: {response.reason}; staying on {self._task}")
         response.active_task = self._task
         return response
 
@@ -291,9 +325,22 @@ class PlannerNode(Node):
         """A control step as soon as a step's state is complete: the command then reaches the robot before
         its next 20 ms tick, as HumanoidBench applies an action right after its observation. (Planning on a
         free-running timer would add up to a whole period of latency, by the phase between two clocks.)"""
+        sample = self._unplanned_state()
+        if sample is not None and (self.p.lockstep or time.monotonic() - self._last_step_wall
+                                   >= MIN_STEP_INTERVAL_PERIODS / self.p.control_rate_hz):
+            self._control_step(time.perf_counter(), sample)
+
+    def _unplanned_state(self):
+        """The newest complete state not planned from yet, or None."""
+        if self._state.epoch != self._state_epoch:  # a new timeline (a restarted simulator): its stamps count
+            self._state_epoch, self._last_planned_ns = self._state.epoch, None
+        if self._state.held > self._held_reported:
+            self._held_reported = self._state.held
+            self._set_notice(f"{self._state.held} state messages held out: stamp off the topic's timeline")
         sample = self._state.latest(self._needs_task_state())
         if sample is not None and (self._last_planned_ns is None or sample.stamp_ns > self._last_planned_ns):
-            self._control_step(time.perf_counter(), sample)
+            return sample
+        return None
 
     def _needs_task_state(self) -> bool:
         return self._model.needs_task_state[self._task]
@@ -304,16 +351,22 @@ class PlannerNode(Node):
         (counted as stale), and reports while there is no state at all."""
         start = time.perf_counter()
         self._take_pending_model()
+        waiting = self._unplanned_state()
+        if waiting is not None:  # a state the flood limit left for this tick
+            self._control_step(start, waiting)
+            return
         sample = self._state.latest(self._needs_task_state())
         if sample is None:
             self._publish_status(None, detail="waiting for the robot's state (joint_states, odom"
                                  + (", task_state)" if self._needs_task_state() else ")"))
-        elif time.monotonic() - self._last_step_wall > TIMER_STEP_AFTER_PERIODS / self.p.control_rate_hz:
-            self._control_step(start, sample)
+        elif (self._timer_driving
+              or time.monotonic() - self._last_step_wall > TIMER_STEP_AFTER_PERIODS / self.p.control_rate_hz):
+            self._control_step(start, sample, from_timer=True)
 
-    def _control_step(self, start: float, sample) -> None:
+    def _control_step(self, start: float, sample, from_timer: bool = False) -> None:
         self._take_pending_model()
         self._last_step_wall = time.monotonic()
+        self._timer_driving = from_timer
         model, task = self._model, self._task
         stale_note = ""
         age = time.monotonic() - sample.arrival_s

@@ -5,6 +5,11 @@ all with that step's stamp, over best-effort QoS: they arrive in any order, and 
 cache keeps the last few messages of each topic by stamp, with their arrival time (staleness is judged
 at arrival, in this process's clock, not from the sender's stamp), and hands out the newest stamp that
 is complete. task_state is only required by tasks that observe more than the robot (`needs_task_state`).
+
+Anyone on the graph can publish a state, so one stamp must not decide which states count: a stamp more
+than MAX_STAMP_JUMP_S from its topic's timeline (a spoofed far-future stamp would otherwise make every real
+state look old) is held out, and becomes the new timeline only once NEW_TIMELINE_MESSAGES in a row
+continue it (a restarted simulator, whose clock starts again at 0). `epoch` counts those restarts.
 """
 
 from __future__ import annotations
@@ -21,6 +26,38 @@ from ezm_ros import conversions
 
 #: Steps kept per topic: enough to pair messages that arrive out of order, bounded for memory.
 DEPTH = 8
+#: A stamp further than this from its topic's timeline is held out (sim time, s: 50 control steps).
+MAX_STAMP_JUMP_S = 1.0
+#: Messages in a row that make a held-out stamp's timeline the topic's new one.
+NEW_TIMELINE_MESSAGES = 5
+
+
+class StampTimeline:
+    """One topic's timeline: `accept(stamp)` is "ok" for a stamp within max_jump_ns of the newest accepted,
+    "held" for one beyond it, and "new" once `confirm` held stamps in a row continued one another (then
+    they are the timeline)."""
+
+    def __init__(self, max_jump_ns: int = int(MAX_STAMP_JUMP_S * 1e9), confirm: int = NEW_TIMELINE_MESSAGES):
+        self.max_jump_ns, self.confirm = max_jump_ns, confirm
+        self.newest: int | None = None
+        self._candidate: int | None = None
+        self._candidate_count = 0
+        self.held = 0  # stamps held out so far
+
+    def accept(self, stamp: int) -> str:
+        if self.newest is None or abs(stamp - self.newest) <= self.max_jump_ns:
+            self.newest = stamp if self.newest is None else max(self.newest, stamp)
+            self._candidate, self._candidate_count = None, 0
+            return "ok"
+        if self._candidate is not None and abs(stamp - self._candidate) <= self.max_jump_ns:
+            self._candidate, self._candidate_count = max(self._candidate, stamp), self._candidate_count + 1
+        else:
+            self._candidate, self._candidate_count = stamp, 1
+        if self._candidate_count >= self.confirm:
+            self.newest, self._candidate, self._candidate_count = self._candidate, None, 0
+            return "new"
+        self.held += 1
+        return "held"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +73,13 @@ class StateCache:
     def __init__(self) -> None:
         self._topics: dict[str, collections.OrderedDict[int, tuple[float, object]]] = {
             name: collections.OrderedDict() for name in ("joints", "odom", "task")}
+        self._timelines = {name: StampTimeline() for name in self._topics}
+        self.epoch = 0  # timelines restarted so far (a consumer comparing stamps starts afresh)
+
+    @property
+    def held(self) -> int:
+        """Messages held out so far for a stamp off their topic's timeline."""
+        return sum(timeline.held for timeline in self._timelines.values())
 
     def add_joint_state(self, msg: JointState) -> None:
         self._add("joints", msg)
@@ -48,8 +92,15 @@ class StateCache:
 
     def _add(self, topic: str, msg) -> None:
         entries = self._topics[topic]
-        entries[conversions.stamp_to_ns(msg.header.stamp)] = (time.monotonic(), msg)
-        entries.move_to_end(conversions.stamp_to_ns(msg.header.stamp))
+        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        verdict = self._timelines[topic].accept(stamp)
+        if verdict == "held":
+            return
+        if verdict == "new":
+            entries.clear()
+            self.epoch += 1
+        entries[stamp] = (time.monotonic(), msg)
+        entries.move_to_end(stamp)
         while len(entries) > DEPTH:
             entries.popitem(last=False)
 
