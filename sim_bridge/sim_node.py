@@ -44,7 +44,15 @@ from ezm_msgs.msg import JointCommand, TaskCommand, TaskState
 from ezm_msgs.srv import SwitchTask
 from ezm_ros import conversions, model_path, nodes, qos, topics
 from ezm_ros.manifest import FREE_QPOS, FREE_QVEL
-from ezm_ros.node_runtime import SEED_BOUNDS, StartupError, declare, follow_live_parameters, run_node
+from ezm_ros.node_runtime import (
+    SEED_BOUNDS,
+    BurstLog,
+    RateLimiter,
+    StartupError,
+    declare,
+    follow_live_parameters,
+    run_node,
+)
 from ezm_ros.task_names import TaskNameError, short_task_name
 from sim_bridge import registry
 from sim_bridge.bundle_robot import BundleError, OtherRobotError, check_bundle_robot
@@ -63,6 +71,12 @@ STATS_WINDOW: Final = 3000
 DIAGNOSTICS_PERIOD_S: Final = 0.5
 #: Sim-time stamps remembered with their publication time, to time commands that echo them.
 STAMP_MEMORY: Final = 64
+#: Scene loads (a MuJoCo compile each, 0.1-0.5 s) at most this many a second, in bursts of SCENE_LOAD_BURST:
+#: anyone can publish ezm/active_task. Beyond it the newest asked scene is loaded when allowed (checked
+#: every SCENE_RETRY_S), so a flood costs a few loads, not one each, and the last word still wins.
+SCENE_LOADS_PER_S: Final = 2.0
+SCENE_LOAD_BURST: Final = 4
+SCENE_RETRY_S: Final = 0.1
 
 
 class Mode(enum.Enum):
@@ -171,6 +185,10 @@ class SimNode(Node):
         self._rtf_anchor = (time.monotonic(), self._sim_time_ns)
         self._rtf = 0.0
         self._physics_errors = 0
+        self._tick_errors = 0
+        self._log_tick_error = BurstLog(self.get_logger().error)
+        self._scene_loads = RateLimiter(SCENE_LOADS_PER_S, SCENE_LOAD_BURST)
+        self._wanted_scene: tuple[str, float | None] | None = None  # asked by ezm/active_task, not yet loaded
 
         self.create_subscription(JointCommand, topics.JOINT_COMMAND, self._on_command, qos.COMMAND)
         if self.p.follow_active_task:
@@ -182,6 +200,7 @@ class SimNode(Node):
         else:
             self.create_timer(constants.CONTROL_DT_S, self._tick, clock=self._steady)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady)
+        self.create_timer(SCENE_RETRY_S, self._load_wanted_scene, clock=self._steady)
         self._publish_state()
         self.get_logger().info(
             f"simulating {self._task_name} ({'lockstep' if self.p.lockstep else 'real time'}, "
@@ -251,11 +270,20 @@ class SimNode(Node):
             return
         speed = msg.forward_speed_mps if msg.has_forward_speed else None
         if name == self._task_name:  # same scene: only the asked speed may have changed
+            self._wanted_scene = None
             self._set_speed(speed)
             return
+        self._wanted_scene = (name, speed)
+        self._load_wanted_scene()
+
+    def _load_wanted_scene(self) -> None:
+        if self._wanted_scene is None or not self._scene_loads.allow():
+            return
+        (name, speed), self._wanted_scene = self._wanted_scene, None
         self._load(name, keep_state=True, forward_speed=speed)
         self._publish_state()
-        self.get_logger().info(f"following the planner: loaded the scene of {name}")
+        refused = f" ({self._scene_loads.refused} loads deferred so far)" if self._scene_loads.refused else ""
+        self.get_logger().info(f"following the planner: loaded the scene of {name}{refused}")
 
     # --- commands -------------------------------------------------------------------------------------------
     def _on_command(self, msg: JointCommand) -> None:
@@ -285,8 +313,7 @@ class SimNode(Node):
             self._mode = Mode.COMMANDED
         if self.p.lockstep and (stamp_ns == 0 or stamp_ns >= self._sim_time_ns):
             # A command computed from an older state is held but does not step the simulation.
-            self._step()
-            self._publish_state()
+            self._step_and_publish()
 
     def _check_planner_model(self) -> None:
         """StartupError if the planner's bundle drives another robot than this H1. A bundle that cannot be
@@ -302,6 +329,24 @@ class SimNode(Node):
     def _tick(self) -> None:
         """Real-time mode, every 20 ms of wall time."""
         now = time.monotonic()
+        self._watchdog(now)
+        if self._mode is not Mode.WAITING:
+            self._step_and_publish()
+        else:
+            self._publish_state()
+
+    def _step_and_publish(self) -> None:
+        """One control step and its state. Whatever fails in it is counted and logged once per burst, and the
+        simulator goes on with its last good command: the robot it stands in for does not stop either."""
+        try:
+            self._step()
+        except Exception as err:  # noqa: BLE001  the control loop must outlive any one step
+            self._tick_errors += 1
+            self._log_tick_error(f"control step failed ({type(err).__name__}: {err}); holding the last good "
+                                 f"command ({self._tick_errors} failed steps so far)")
+        self._publish_state()
+
+    def _watchdog(self, now: float) -> None:
         if (self._mode is Mode.COMMANDED and self._last_command_wall is not None
                 and now - self._last_command_wall > self.p.command_timeout_s):
             self._mode = Mode.DAMPING
@@ -309,9 +354,6 @@ class SimNode(Node):
             self.get_logger().warning(f"no joint command for {now - self._last_command_wall:.2f} s "
                                       f"(timeout {self.p.command_timeout_s} s): damping mode, kp 0, kd "
                                       f"{self.p.damping_kd}")
-        if self._mode is not Mode.WAITING:
-            self._step()
-        self._publish_state()
 
     def _republish_if_idle(self) -> None:
         """Lockstep: a lost best-effort sample must not stall the loop, so repeat the state when idle."""
@@ -397,6 +439,8 @@ class SimNode(Node):
             "damping_entries": str(self._damping_entries),
             "resets": str(self._resets),
             "physics_errors": str(self._physics_errors),
+            "failed_steps": str(self._tick_errors),
+            "scene_loads_deferred": str(self._scene_loads.refused),
             "state_to_command_latency_p50_ms": pct(self._latencies_ms, 50),
             "state_to_command_latency_p99_ms": pct(self._latencies_ms, 99),
             "state_to_command_latency_max_ms": pct(self._latencies_ms, 100),

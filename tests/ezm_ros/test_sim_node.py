@@ -199,3 +199,51 @@ def test_a_planner_model_for_another_robot_ends_the_simulator_at_start(launch, t
             time.sleep(0.1)
         assert sim.alive() and "simulating stand" in sim.output(), sim.output()
     assert "was not checked against the simulated H1" in missing.output()
+
+
+def test_a_failing_control_step_is_counted_and_the_simulator_goes_on(monkeypatch):
+    # In this process, the real node: one step raises (whatever the cause), the node logs it, keeps its last
+    # good command, and the next step runs.
+    import rclpy
+
+    from sim_bridge.sim_node import SimNode
+
+    rclpy.init(args=["--ros-args", "-p", "wait_for_first_command:=false"])
+    node = None
+    try:
+        node = SimNode()
+        before = node._sim_time_ns
+        real_step = node._env.step
+
+        def broken(action):
+            raise RuntimeError("a fault no check foresaw")
+
+        monkeypatch.setattr(node._env, "step", broken)
+        node._tick()
+        assert node._tick_errors == 1 and node._sim_time_ns == before
+        monkeypatch.setattr(node._env, "step", real_step)
+        node._tick()
+        assert node._tick_errors == 1 and node._sim_time_ns == before + 20_000_000
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown()
+
+
+def test_a_flood_of_active_tasks_loads_a_few_scenes_and_the_last_word_wins(launch, probe):
+    sim = launch(SIM, "ezm_sim", task="stand", lockstep=True)
+    task_state = probe.collect(TaskState, topics.TASK_STATE, qos.SENSOR)
+    diagnostics = probe.collect(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+    active = probe.node.create_publisher(TaskCommand, topics.ACTIVE_TASK, qos.LATCHED)
+    assert probe.spin_until(lambda: task_state and active.get_subscription_count() > 0), sim.output()
+    started = time.monotonic()
+    for i in range(60):
+        active.publish(TaskCommand(task=("walk", "run")[i % 2]))
+        probe.spin_for(0.03)
+    active.publish(TaskCommand(task="h1-sit_simple-v0"))
+    assert probe.spin_until(lambda: task_state[-1][1].task == "sit_simple", 10.0), sim.output()[-2000:]
+    elapsed = time.monotonic() - started
+    loads = sim.output().count("loaded the scene of")
+    assert loads <= 4 + 2.0 * elapsed + 1, (loads, elapsed)  # SCENE_LOAD_BURST + SCENE_LOADS_PER_S * elapsed
+    assert probe.spin_until(lambda: int(diagnostics_values(diagnostics[-1][1])["scene_loads_deferred"]) > 0, 3.0)
+    assert sim.alive()
