@@ -9,8 +9,10 @@ A checkpoint is one directory `ckpt_<step:09d>/` holding
 and is written as `ckpt_<step>.tmp-<pid>/`, fsynced, then renamed with os.replace. A rename is atomic,
 so a SIGKILL during the write leaves at most a `*.tmp-*` directory, which `latest_checkpoint` ignores and
 the next save deletes; the previous checkpoint stays loadable. The newest `keep` complete checkpoints are
-kept. Deleting one (pruning, or replacing a checkpoint of the same step) first renames it out of the
-`ckpt_<step>` pattern, so a deletion cut short never leaves a half checkpoint that looks complete.
+kept. Deleting one (pruning) first renames it out of the `ckpt_<step>` pattern, so a deletion cut short
+never leaves a half checkpoint that looks complete. Saving a step that exists already moves the old one
+aside (`ckpt_<step>.replaced-<pid>`), renames the new one into place, then deletes the old: a kill between
+the two renames leaves the old one aside and complete, and listing puts it back, so no kill loses a step.
 
 Loading trusts nothing: the hashes are checked (a flipped byte in state.pt is refused, not trained on),
 and state.pt is unpickled with `weights_only=True` plus the numpy types the RNG states hold, so a pickle
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 
 _NAME = re.compile(r"ckpt_(\d{9})")
+_REPLACED = ".replaced-"  # a checkpoint moved aside while its step is saved again
 FILES = ("state.pt", "replay.npz", "config.json")
 REPLAY = "replay.npz"
 HASHES = "sha256.json"
@@ -83,6 +86,7 @@ def save_checkpoint(checkpoint_dir: Path, step: int, state: dict[str, Any], repl
                     config_json: str, keep: int = 3) -> Path:
     """Write ckpt_<step>/ atomically and prune old ones. Returns the final directory."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    _restore_replaced(checkpoint_dir)
     for stale in [*checkpoint_dir.glob("ckpt_*.tmp-*"), *checkpoint_dir.glob("ckpt_*.deleting-*")]:
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed writer or a deletion cut short
     final = checkpoint_dir / f"ckpt_{step:09d}"
@@ -94,10 +98,14 @@ def save_checkpoint(checkpoint_dir: Path, step: int, state: dict[str, Any], repl
     hashes = json.dumps({name: _sha256(tmp / name) for name in FILES}, indent=1)
     _write(tmp / HASHES, lambda handle: handle.write(hashes.encode()))
     _fsync_dir(tmp)
+    aside = None
     if final.exists():  # the same step saved twice (e.g. final save right after a periodic one)
-        _delete(final)
+        aside = final.with_name(f"{final.name}{_REPLACED}{os.getpid()}")
+        os.replace(final, aside)
     os.replace(tmp, final)
     _fsync_dir(checkpoint_dir)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     for old in list_checkpoints(checkpoint_dir)[:-keep] if keep > 0 else []:
         _delete(old)
     return final
@@ -159,10 +167,22 @@ def _load_state(path: Path, map_location) -> dict:
             raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
 
 
+def _restore_replaced(checkpoint_dir: Path) -> None:
+    """A checkpoint moved aside for a re-save of its step is put back if the kill came before the new one
+    was renamed into place (the step would be lost otherwise), and deleted if the new one made it."""
+    for aside in checkpoint_dir.glob(f"ckpt_*{_REPLACED}*"):
+        final = aside.with_name(aside.name.split(_REPLACED)[0])
+        if final.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, final)
+
+
 def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
+    """Complete checkpoints, oldest first (after putting back one a re-save was killed in replacing)."""
     if not checkpoint_dir.is_dir():
         return []
+    _restore_replaced(checkpoint_dir)
     found = [path for path in checkpoint_dir.iterdir() if path.is_dir() and _NAME.fullmatch(path.name)
              and all((path / name).is_file() for name in FILES)]
     return sorted(found, key=lambda path: int(_NAME.fullmatch(path.name).group(1)))

@@ -167,6 +167,23 @@ def test_a_half_deleted_checkpoint_is_never_the_latest(tmp_path):
     ckpt.save_checkpoint(tmp_path, 1, {"step": 1, "again": True}, {"x": np.zeros(1)}, "{}")  # same step again
     assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))[0] == {"step": 1, "again": True}
     assert not list(tmp_path.glob("*.deleting-*")) and not list(tmp_path.glob("*.tmp-*"))
+    assert not list(tmp_path.glob("*.replaced-*"))
+
+
+def test_a_resave_killed_between_its_renames_loses_no_step(tmp_path):
+    ckpt.save_checkpoint(tmp_path, 1, {"step": 1}, {"x": np.zeros(1)}, "{}")
+    newest = ckpt.save_checkpoint(tmp_path, 2, {"step": 2}, {"x": np.zeros(1)}, "{}")
+    # A re-save of step 2 killed after moving the old one aside, before the new one was renamed in:
+    newest.rename(tmp_path / "ckpt_000000002.replaced-4242")
+    (tmp_path / "ckpt_000000002.tmp-4242").mkdir()
+    assert ckpt.latest_checkpoint(tmp_path).name == "ckpt_000000002"  # put back, not step 1
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))[0] == {"step": 2}
+    # Killed after the new one was renamed in: the old one aside is removed, the new one stays.
+    (tmp_path / "ckpt_000000002.replaced-4243").mkdir()
+    ckpt.save_checkpoint(tmp_path, 3, {"step": 3}, {"x": np.zeros(1)}, "{}")
+    assert not list(tmp_path.glob("*.replaced-*")) and not list(tmp_path.glob("*.tmp-*"))
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["ckpt_000000001", "ckpt_000000002",
+                                                                 "ckpt_000000003"]
 
 
 def test_a_checkpoint_carried_without_its_replay_loads_only_when_asked_and_is_still_hash_checked(tmp_path):
