@@ -38,6 +38,7 @@ from ezm_ros.manifest import (
     INITIAL_INPUTS,
     INITIAL_OUTPUTS,
     MANIFEST_FILE,
+    GRAPH_FILES,
     PARITY_FILE,
     PARITY_TOLERANCE,
     RECURRENT_INPUTS,
@@ -52,6 +53,9 @@ from ezm_training.search import RecurrentFn, RecurrentOutput, RootOutput
 PARITY_TOLERANCE_CUDA = 1e-2
 # A 14-task manifest is ~0.1 MiB; reading more than this is an attack or a wrong file, not a bundle.
 MAX_MANIFEST_BYTES = 16 << 20
+#: Any other bundle file: the EZ-M size's float32 graphs are about 64 MB; a listed file above this is refused
+#: before anything reads it (hashing a 3 GB file took 6.7 s).
+MAX_BUNDLE_FILE_BYTES = 1 << 30
 # int8 graphs must reproduce the exporter's torch outputs within this many times the int8 error the
 # exporter measured on the same inputs (its machine's integer kernels), plus INT8_SELF_TEST_SLACK.
 INT8_SELF_TEST_FACTOR = 2.0
@@ -240,7 +244,7 @@ def load_bundle(path: str | Path, settings: RuntimeSettings = RuntimeSettings(),
     initial = _Graph(sessions[initial_file], [widths[w] for w in ("L", None, "A", "A")])
     recurrent = _Graph(sessions[recurrent_file], [widths[w] for w in ("L", None, None, "A", "A")])
     bundle = Bundle(path, manifest, initial, recurrent, settings)
-    if self_test and PARITY_FILE in manifest.files:
+    if self_test:
         bundle.self_test()
     return bundle
 
@@ -267,8 +271,16 @@ def read_manifest(path: str | Path) -> Manifest:
 def check_files(path: Path, manifest: Manifest, verify_hashes: bool = True) -> None:
     """Every file the manifest lists (only the bundle's own names) is there with its size and
     (verify_hashes) its sha256; a link is allowed (`colcon build --symlink-install` links the shipped model),
-    its target is what is checked. Sizes alone are cheap enough for a parameter callback; hashing a graph is not."""
+    its target is what is checked. Sizes alone are cheap enough for a parameter callback; hashing a graph is not.
+    The float32 graphs and parity.npz (the self-test's data) must be listed."""
+    unlisted = [name for name in (*GRAPH_FILES, PARITY_FILE) if name not in manifest.files]
+    if unlisted:
+        raise BundleError(f"{MANIFEST_FILE} does not list {unlisted}: every bundle ezm-export writes has them "
+                          f"(parity.npz is the data of the self-test at load)")
     for name, entry in manifest.files.items():
+        if entry.size > MAX_BUNDLE_FILE_BYTES:
+            raise BundleError(f"{name} is listed with {entry.size} bytes, over the {MAX_BUNDLE_FILE_BYTES >> 20} "
+                              f"MiB a bundle file may have")
         file = path / name
         if not file.is_file():
             raise BundleError(f"missing file {name} (listed in {MANIFEST_FILE}) in {path}")
