@@ -50,6 +50,10 @@ PARITY_TOLERANCE = 1e-5
 #: Sizes of a free joint's coordinates (a floating base): position + quaternion, linear + angular velocity.
 FREE_QPOS = 7
 FREE_QVEL = 6
+#: The manifest's own checksum: sha256 of its canonical JSON without this key. Every other file is hashed in
+#: `files`; this covers the manifest itself, so a flipped bit in a hold action or a search setting is refused
+#: instead of loading as a different, still plausible value. (Corruption, not tampering: it is unkeyed.)
+CHECKSUM_KEY = "manifest_sha256"
 GRAPH_FILES = (INITIAL_FILE, RECURRENT_FILE)
 INT8_GRAPH_FILES = ("initial.int8.onnx", "recurrent.int8.onnx")
 BUNDLE_FILES = GRAPH_FILES + INT8_GRAPH_FILES + (PARITY_FILE,)  # every file a manifest may list
@@ -191,7 +195,7 @@ class Manifest:
                           + ", ".join(f"{spec.index}: {spec.env_id}" for spec in self.tasks))
 
     def to_json(self) -> str:
-        return _pretty_json(dataclasses.asdict(self)) + "\n"
+        return _pretty_json(sealed(dataclasses.asdict(self))) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -232,6 +236,13 @@ class Manifest:
             int8=_int8(fields.get("int8", dict)) if data.get("int8", {}) != {} else {},  # {}: float32 only
         )
         manifest.check()
+        stored = data.get(CHECKSUM_KEY)
+        if stored is None:
+            raise BundleError(f"{MANIFEST_FILE} has no {CHECKSUM_KEY}: it was written before manifests carried "
+                              f"their own checksum; export it again, or seal it with tools/seal_manifest.py")
+        if stored != manifest_digest(data):
+            raise BundleError(f"{MANIFEST_FILE} does not match its {CHECKSUM_KEY}: it is corrupt or was edited "
+                              f"after export (export it again)")
         return manifest
 
     def check(self) -> None:
@@ -314,6 +325,17 @@ def robot_mismatches(robot: RobotSpec, joint_names: Sequence[str], ctrl_low: Seq
             if abs(bundle_value - robot_value) > tolerance:
                 lines.append(f"  ctrl {side} of {name}: bundle {bundle_value:.6g}, robot {robot_value:.6g}")
     return lines
+
+
+def manifest_digest(data: Mapping[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON (sorted keys, no spaces), without its CHECKSUM_KEY."""
+    body = {key: value for key, value in data.items() if key != CHECKSUM_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def sealed(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest object with its CHECKSUM_KEY (re)computed."""
+    return {**{key: value for key, value in data.items() if key != CHECKSUM_KEY}, CHECKSUM_KEY: manifest_digest(data)}
 
 
 def _pretty_json(value: Any, indent: str = "") -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ezm_ros.manifest import sealed
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
@@ -53,7 +55,7 @@ def test_ezm_sim_refuses_a_model_for_another_robot_before_starting_nodes(tmp_pat
     shutil.copytree(tiny_bundle, other)
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["robot"]["ctrl_high"][3] += 0.1
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    (other / "manifest.json").write_text(json.dumps(sealed(manifest)))  # a consistent bundle
     for model, reason in ((other, "made for another robot than the simulated H1"),
                           (tmp_path / "missing", "is not a directory")):
         result = _ezm_sim("--model", str(model), "--duration", "20", "--no-video", "--logs", str(tmp_path / "logs"))

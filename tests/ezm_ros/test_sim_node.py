@@ -20,6 +20,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from ezm_ros import conversions, qos, topics
+from ezm_ros.manifest import sealed
 from ezm_ros.observation import build_observation
 from sim_bridge.h1 import constants
 
@@ -184,7 +185,7 @@ def test_a_planner_model_for_another_robot_ends_the_simulator_at_start(launch, t
     shutil.copytree(tiny_bundle, other)
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["robot"]["ctrl_high"][3] += 0.1
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    (other / "manifest.json").write_text(json.dumps(sealed(manifest)))  # a consistent bundle
     refused = launch(SIM, "ezm_sim", task="stand", model_path=str(other))
     assert refused.process.wait(timeout=60) == 2
     output = refused.output()

@@ -27,6 +27,7 @@ from sensor_msgs.msg import JointState
 
 from ezm_ros import conversions, model_path, qos, topics
 from ezm_ros.bundle import read_manifest
+from ezm_ros.manifest import sealed
 from sim_bridge.h1 import constants
 
 from .conftest import diagnostics_values
@@ -292,7 +293,7 @@ def test_failed_model_swap_keeps_the_old_model_running(launch, probe, model, tmp
     shutil.copytree(model, other)
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["robot"]["ctrl_high"][3] += 0.1
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    (other / "manifest.json").write_text(json.dumps(sealed(manifest)))  # a consistent bundle
     assert set_model(other).successful
     assert probe.spin_until(lambda: "another robot than the running model's" in planner.output(), 15.0)
     assert planner.alive() and status[-1][1].model_id == model_id
