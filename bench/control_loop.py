@@ -13,8 +13,11 @@ real Fast DDS on loopback, the shipped model or else an untrained bundle of the 
 - the planner's step latency p50 / p99 (PlannerStatus), its deadline misses and fallbacks in the window;
 - the real-time factor: sim time advanced over wall time, from /clock.
 
-"stress" loads both cores with one busy-loop process per core while the loop runs (same priority). The
-simulator's statistics cover its last 3000 commands (60 s at 50 Hz), so keep --duration <= 60.
+"stress" loads both cores with one busy-loop process per core while the loop runs (same priority). A
+"-rt" suffix (idle-rt, stress-rt) runs the two nodes with real-time scheduling and each on its own core
+(RT_PARAMS: SCHED_FIFO, the simulator on CPU 0, the planner on the last CPU), where the OS allows it (the
+nodes say so in their start-up line; a refusal is reported). The simulator's statistics cover its last
+3000 commands (60 s at 50 Hz), so keep --duration <= 60.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import json
 import os
 import platform
 import queue
@@ -41,6 +45,18 @@ from ezm_ros import nodes  # noqa: E402
 from sim_bridge import run_stack  # noqa: E402
 
 STRESS_CODE = "while True: pass"
+CONDITIONS = ("idle", "stress", "idle-rt", "stress-rt")
+
+
+def rt_params(directory: Path) -> Path:
+    """The -rt conditions' parameters: SCHED_FIFO for both nodes, the simulator on CPU 0 and the planner on
+    the last CPU (the busy loops of "stress" run at normal priority beside them)."""
+    last = (os.cpu_count() or 1) - 1
+    content = {"/**/ezm_sim": {"ros__parameters": {"sched_priority": 70, "cpu_affinity": "0"}},
+               "/**/ezm_planner": {"ros__parameters": {"sched_priority": 80, "cpu_affinity": str(last)}}}
+    path = directory / "rt.params.yaml"
+    path.write_text(json.dumps(content, indent=2))
+    return path
 
 
 def _cpu_name() -> str:
@@ -62,8 +78,10 @@ def measure(model: Path, condition: str, warmup_s: float, duration_s: float) -> 
     from ezm_ros import conversions, qos, topics
     from rosgraph_msgs.msg import Clock
 
+    if condition not in CONDITIONS:
+        raise SystemExit(f"unknown condition {condition!r}; one of {', '.join(CONDITIONS)}")
     stress = []
-    if condition == "stress":
+    if condition.startswith("stress"):
         stress = [subprocess.Popen([sys.executable, "-c", STRESS_CODE]) for _ in range(os.cpu_count() or 2)]
     echo: queue.Queue[str] = queue.Queue()
     options = nodes.StackOptions(model=str(model), task="walk", rviz=False)
@@ -94,7 +112,8 @@ def measure(model: Path, condition: str, warmup_s: float, duration_s: float) -> 
             executor.spin_once(timeout_sec=0.05)
 
     with tempfile.TemporaryDirectory(prefix="ezm-bench-") as tmp:
-        children = run_stack.start_stack(options, Path(tmp) / "logs", echo, Path(tmp))
+        extra = [rt_params(Path(tmp))] if condition.endswith("-rt") else []
+        children = run_stack.start_stack(options, Path(tmp) / "logs", echo, Path(tmp), extra_params=extra)
         try:
             deadline = time.monotonic() + 60.0
             while sim.get("mode") != "commanded":  # the planner has loaded its model and commands
@@ -107,6 +126,9 @@ def measure(model: Path, condition: str, warmup_s: float, duration_s: float) -> 
             spin(duration_s)
             end_status = status[-1][1]
             spin(0.6)  # one more diagnostics report, covering the whole window
+            logs = "\n".join(c.log_path.read_text() for c in children if c.log_path.exists())
+            scheduling = ("refused by the OS" if "refused by the OS" in logs else
+                          "SCHED_FIFO" if "SCHED_FIFO" in logs else "normal")
         finally:
             for child in children:
                 child.stop()
@@ -138,6 +160,7 @@ def measure(model: Path, condition: str, warmup_s: float, duration_s: float) -> 
         "stale": end_status.stale_states - start_status.stale_states,
         "rtf": rtf, "damping_entries": float(sim["damping_entries"]),
         "fallback_reasons": dict(reasons.most_common(3)),
+        "scheduling": scheduling,
     }
 
 
@@ -152,7 +175,8 @@ def report(rows: dict[str, dict[str, float]], args, model: Path, label: str, loa
             "time on walk. Period and jitter (|period − 20 ms|) of the joint commands and the end-to-end "
             "latency (the simulator publishes a state → it receives the command computed from it) are "
             "measured at the simulator; the planner's step latency (state in hand → command published) from "
-            "PlannerStatus; \"stress\" adds one busy-loop process per core for the whole run.\n\n")
+            "PlannerStatus; \"stress\" adds one busy-loop process per core for the whole run; \"-rt\" runs both "
+            "nodes at SCHED_FIFO, each pinned to its own core (bench/control_loop.py rt_params).\n\n")
     table = ["| condition | period p50 / p99 / max ms | jitter p50 / p99 ms | end-to-end p50 / p99 / max ms "
              "| planner step p50 / p99 ms | deadline misses | fallbacks | stale | real-time factor |",
              "|---|---|---|---|---|---:|---:|---:|---:|"]
@@ -162,7 +186,7 @@ def report(rows: dict[str, dict[str, float]], args, model: Path, label: str, loa
                      f"| {r['e2e_p50']:.2f} / {r['e2e_p99']:.2f} / {r['e2e_max']:.1f} "
                      f"| {r['step_p50']:.2f} / {r['step_p99']:.2f} | {r['misses']:.0f} of {r['steps']} "
                      f"| {r['fallbacks']:.0f} | {r['stale']:.0f} | {r['rtf']:.3f} |")
-    notes = [f"- {name}: fallbacks by reason: " + (", ".join(f"{reason} ({count})" for reason, count in
+    notes = [f"- {name} ({r['scheduling']} scheduling): fallbacks by reason: " + (", ".join(f"{reason} ({count})" for reason, count in
                                                            r["fallback_reasons"].items()) or "none")
              for name, r in rows.items()]
     return head + "\n".join(table) + "\n\n" + "\n".join(notes) + "\n"
@@ -172,7 +196,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per condition (<= 60)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after the loop starts, not measured")
-    parser.add_argument("--conditions", default="idle,stress", help="comma-separated: idle, stress")
+    parser.add_argument("--conditions", default="idle,stress,idle-rt,stress-rt",
+                        help=f"comma-separated: {', '.join(CONDITIONS)}")
     parser.add_argument("--model", default="", help="bundle; default: the shipped one, else an untrained one")
     parser.add_argument("--append", type=Path, default=None, help="append the markdown section to this file")
     args = parser.parse_args()

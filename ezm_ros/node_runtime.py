@@ -14,6 +14,7 @@ which forwards it; the second must not interrupt the clean-up of the first.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -147,3 +148,44 @@ class BurstLog:
             text += f" ({self._unlogged} more since the last such line)"
         self._log(text)
         self._last, self._unlogged = now, 0
+
+
+#: SCHED_FIFO priorities Linux accepts for a user process.
+SCHED_PRIORITY_BOUNDS: Final = (0, 99)
+
+
+def declare_scheduling(node: Node) -> str:
+    """Declare `sched_priority` and `cpu_affinity` (read-only) and apply them to every thread of this process.
+
+    A control loop on a loaded computer is late because the scheduler preempts it (BENCHMARKS.md, control
+    loop): SCHED_FIFO at `sched_priority` runs it before every normal process, and `cpu_affinity` keeps it
+    on its own cores. Where the OS refuses (no CAP_SYS_NICE or rtprio limit; a CPU that does not exist) the
+    node says so and runs on with the normal scheduler. Returns what was applied, for the start-up line."""
+    priority = declare(node, "sched_priority", 0, "SCHED_FIFO priority of this node's threads, 1-99 (0: the "
+                       "normal scheduler). Needs CAP_SYS_NICE or an rtprio limit; refused, the node warns.",
+                       read_only=True, bounds=SCHED_PRIORITY_BOUNDS)
+    affinity = declare(node, "cpu_affinity", "", "CPUs this node's threads may run on, e.g. '1' or '2,3' "
+                       "('': all).", read_only=True)
+    try:
+        cpus = {int(part) for part in affinity.split(",") if part.strip()}
+    except ValueError:
+        raise StartupError(f"parameter cpu_affinity: {affinity!r} is not a comma-separated list of CPU "
+                           "numbers") from None
+    applied = []
+    threads = [int(tid) for tid in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
+    if cpus:
+        try:
+            for tid in threads:
+                os.sched_setaffinity(tid, cpus)
+            applied.append(f"CPUs {sorted(cpus)}")
+        except OSError as err:
+            node.get_logger().warning(f"cpu_affinity {affinity!r} refused by the OS ({err}); running on every CPU")
+    if priority > 0:
+        try:
+            for tid in threads:
+                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+            applied.append(f"SCHED_FIFO {priority}")
+        except (OSError, AttributeError) as err:
+            node.get_logger().warning(f"sched_priority {priority} refused by the OS ({err}); running with the "
+                                      "normal scheduler (grant CAP_SYS_NICE or an rtprio limit)")
+    return ", ".join(applied) or "normal scheduling"

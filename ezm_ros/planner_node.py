@@ -52,6 +52,7 @@ from ezm_ros.node_runtime import (
     RateLimiter,
     StartupError,
     declare,
+    declare_scheduling,
     follow_live_parameters,
     run_node,
 )
@@ -137,6 +138,7 @@ class PlannerNode(Node):
             precision=declare(self, "precision", "fp32", "Graphs to run: fp32, or int8 where the bundle has them "
                               "(ezm-export --int8; CPU only, several times faster, approximate).", read_only=True),
         )
+        self._scheduling = declare_scheduling(self)
         if not self.p.lockstep and self.p.deadline_ms >= 1e3 / self.p.control_rate_hz:
             raise StartupError(f"deadline_ms {self.p.deadline_ms:g} leaves nothing of the "
                                f"{1e3 / self.p.control_rate_hz:g} ms control period to read the state and publish")
@@ -178,7 +180,8 @@ class PlannerNode(Node):
         self._publish_active_task()
         self.get_logger().info(f"model {self._model.model_id} ({self.p.precision} graphs) from {self._model.path}; "
                                f"task {self._task}; "
-                               f"{'lockstep' if self.p.lockstep else f'{self.p.control_rate_hz:g} Hz'}")
+                               f"{'lockstep' if self.p.lockstep else f'{self.p.control_rate_hz:g} Hz'}; "
+                               f"{self._scheduling}")
 
     # --- model ---------------------------------------------------------------------------------------------
     def _load(self, path_param: str, robot: RobotSpec | None = None) -> _Model:

@@ -125,14 +125,16 @@ def _command(spec: nodes.NodeSpec, namespace: str, params: list[Path]) -> list[s
     return command
 
 
-def start_stack(options: nodes.StackOptions, log_dir: Path, echo: queue.Queue[str], tmp: Path) -> list[NodeProcess]:
-    """Start the node list of `options` as processes (params file, then the options' overrides).
+def start_stack(options: nodes.StackOptions, log_dir: Path, echo: queue.Queue[str], tmp: Path,
+                extra_params: Sequence[Path] = ()) -> list[NodeProcess]:
+    """Start the node list of `options` as processes (params file, then the options' overrides, then
+    `extra_params`, each a ROS 2 params file).
 
     Nodes that are not ours and not installed (rviz2 without ROS 2) are skipped with a note. Also used by
     bench/control_loop.py, so the benchmark measures exactly what `ezm-sim` runs.
     """
     specs = nodes.stack_nodes(options)
-    params = [nodes.config_file(nodes.PARAMS_FILE), _overrides_file(specs, tmp)]
+    params = [nodes.config_file(nodes.PARAMS_FILE), _overrides_file(specs, tmp), *extra_params]
     children = []
     for spec in specs:
         command = _command(spec, options.namespace, params)

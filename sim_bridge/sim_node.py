@@ -50,6 +50,7 @@ from ezm_ros.node_runtime import (
     RateLimiter,
     StartupError,
     declare,
+    declare_scheduling,
     follow_live_parameters,
     run_node,
 )
@@ -145,6 +146,7 @@ class SimNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
         self.p = _declare_params(self)
+        self._scheduling = declare_scheduling(self)
         follow_live_parameters(self, LIVE_PARAMETERS, lambda: self.p, lambda params: setattr(self, "p", params))
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         sensor_overrides = QoSOverridingOptions.with_default_policies()
@@ -204,7 +206,7 @@ class SimNode(Node):
         self._publish_state()
         self.get_logger().info(
             f"simulating {self._task_name} ({'lockstep' if self.p.lockstep else 'real time'}, "
-            f"{self.p.collision} collision); {self._mode.value}")
+            f"{self.p.collision} collision; {self._scheduling}); {self._mode.value}")
 
     # --- scene ------------------------------------------------------------------------------------------
     def _load(self, task: str, keep_state: bool, forward_speed: float | None = None) -> None:

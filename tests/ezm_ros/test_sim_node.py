@@ -4,6 +4,7 @@ services, and the observation a planner rebuilds from its topics."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 
@@ -248,3 +249,19 @@ def test_a_flood_of_active_tasks_loads_a_few_scenes_and_the_last_word_wins(launc
     assert loads <= 4 + 2.0 * elapsed + 1, (loads, elapsed)  # SCENE_LOAD_BURST + SCENE_LOADS_PER_S * elapsed
     assert probe.spin_until(lambda: int(diagnostics_values(diagnostics[-1][1])["scene_loads_deferred"]) > 0, 3.0)
     assert sim.alive()
+
+
+def test_real_time_scheduling_and_cpu_affinity_are_applied_or_refused_aloud(launch, tmp_path):
+    sim = launch(SIM, "ezm_sim", task="stand", sched_priority=5, cpu_affinity="0")
+    deadline = time.monotonic() + 30
+    while "simulating stand" not in sim.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sim.alive() and "simulating stand" in sim.output(), sim.output()
+    bad = launch(SIM, "ezm_sim_bad_affinity", task="stand", cpu_affinity="zero")
+    assert bad.process.wait(timeout=60) == 2 and "cpu_affinity: 'zero' is not" in bad.output()
+    if "refused by the OS" in sim.output():  # no CAP_SYS_NICE here: said, and the node runs on
+        return
+    assert "SCHED_FIFO 5" in sim.output() and "CPUs [0]" in sim.output()
+    for tid in (int(tid) for tid in os.listdir(f"/proc/{sim.process.pid}/task")):
+        assert os.sched_getaffinity(tid) == {0}  # every thread, DDS's included, not only the one that asked
+        assert os.sched_getscheduler(tid) == os.SCHED_FIFO
