@@ -38,6 +38,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import JointState
 
@@ -150,6 +151,8 @@ class PlannerNode(Node):
             raise StartupError(str(err)) from None
         self._pending: _Model | str | None = None  # a model loaded by the swap thread, or why it failed
         self._swapping = threading.Event()  # set while a swap thread runs: one swap at a time
+        self._model_param = self.p.model_path  # the model_path value of the running model
+        self._reverting = False  # model_path is being set back to the running model's after a failed swap
         self._swap_lock = threading.Lock()
         self._command: TaskCommand = TaskCommand(task=self._task)
         self._notice, self._notice_until = "", 0.0
@@ -211,8 +214,12 @@ class PlannerNode(Node):
                                         for name, spec in specs.items()})
 
     def _on_set_parameters(self, params) -> SetParametersResult:
+        """model_path: the cheap checks answer at once; a bundle that passes them is accepted and loads in a
+        thread (rclpy returns no reason with a success, so ezm/planner_status and the log report the swap or
+        why it failed), and if that load fails the parameter is set back to the running model's path, so
+        `ros2 param get` never names a model that is not running. One swap at a time."""
         for param in params:
-            if param.name != "model_path":
+            if param.name != "model_path" or self._reverting:
                 continue
             # Cheap checks now, so an obviously broken bundle is refused with a reason; the rest loads in a
             # thread, because warming a model up takes longer than the control period.
@@ -249,9 +256,14 @@ class PlannerNode(Node):
         if isinstance(pending, str):
             self.get_logger().error(pending)
             self._set_notice(pending)
+            self._reverting = True
+            try:
+                self.set_parameters([Parameter("model_path", Parameter.Type.STRING, self._model_param)])
+            finally:
+                self._reverting = False
         elif pending is not None:
             self.get_logger().info(f"swapped the model: {self._model.model_id} -> {pending.model_id}")
-            self._model = pending
+            self._model, self._model_param = pending, self.get_parameter("model_path").value
 
     # --- tasks ---------------------------------------------------------------------------------------------
     def _switch(self, command: TaskCommand) -> tuple[bool, str]:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 
 from diagnostic_msgs.msg import DiagnosticArray
 from ezm_msgs.msg import JointCommand, PlannerStatus, TaskCommand
@@ -294,15 +294,20 @@ def test_failed_model_swap_keeps_the_old_model_running(launch, probe, model, tmp
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["robot"]["ctrl_high"][3] += 0.1
     (other / "manifest.json").write_text(json.dumps(sealed(manifest)))  # a consistent bundle
-    assert set_model(other).successful
+    assert set_model(other).successful  # accepted for loading: the load thread refuses it
     assert probe.spin_until(lambda: "another robot than the running model's" in planner.output(), 15.0)
     assert planner.alive() and status[-1][1].model_id == model_id
+    # The parameter is set back to the running model's path: `ros2 param get` names what runs.
+    get = GetParameters.Request(names=["model_path"])
+    assert probe.spin_until(lambda: probe.call(GetParameters, "/ezm_planner/get_parameters", get)
+                            .values[0].string_value == str(model), 10.0)
 
     copy = tmp_path / "copy"
     shutil.copytree(model, copy)
     assert set_model(copy).successful
     assert probe.spin_until(lambda: "swapped the model" in planner.output(), 15.0)
     assert planner.alive() and status[-1][1].model_id == model_id  # the same weights, from the new path
+    assert probe.call(GetParameters, "/ezm_planner/get_parameters", get).values[0].string_value == str(copy)
 
 
 def test_killed_planner_means_damping_and_a_restarted_one_resumes(launch, probe, model):
