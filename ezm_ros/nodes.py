@@ -50,6 +50,9 @@ class StackOptions:
         "help": "Serve the 3D scene in a browser at http://127.0.0.1:8080 (viser)."})
     namespace: str = dataclasses.field(default="", metadata={
         "help": "Namespace of every node and topic (a second robot runs beside the first)."})
+    record: bool = dataclasses.field(default=False, metadata={
+        "help": "Record every topic to records/ezm-<UTC time>.mcap in the working directory (ezm_ros "
+                "recorder_node; ezm-record-summary reads it)."})
     publish_clock: bool = dataclasses.field(default=True, metadata={
         "help": "The simulator publishes /clock (one per ROS domain: false for a second stack, whose "
                 "sim-time nodes then follow the first's clock)."})
@@ -111,6 +114,8 @@ def stack_nodes(options: StackOptions) -> list[NodeSpec]:
                               "sim_bridge.visualization_node", {"task": options.task}))
     if options.web_view:
         nodes.append(NodeSpec(PACKAGE, "web_view_node", "ezm_web_view", "ezm_ros.web_view_node"))
+    if options.record:
+        nodes.append(NodeSpec(PACKAGE, "recorder_node", "ezm_recorder", "ezm_ros.recorder_node"))
     if options.rviz:
         nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", None, {"use_sim_time": True},
                               ("-d", str(config_file(RVIZ_FILE)))))

