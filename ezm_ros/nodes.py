@@ -13,6 +13,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Final
 
+from ezm_ros import topics
+
 PACKAGE: Final = "ezm_ros"
 #: The task at start, wherever it is not given: launch argument, `ezm-sim`, and each node's parameter.
 DEFAULT_TASK: Final = "walk"
@@ -50,6 +52,10 @@ class StackOptions:
         "help": "Serve the 3D scene in a browser at http://127.0.0.1:8080 (viser)."})
     namespace: str = dataclasses.field(default="", metadata={
         "help": "Namespace of every node and topic (a second robot runs beside the first)."})
+    safety: bool = dataclasses.field(default=False, metadata={
+        "help": "Put the safety layer and mode machine (ezm_ros safety_node) between the planner and the "
+                "simulator; in simulation it walks to PLAN by itself (autostart), and ezm/mode/<intent> "
+                "services switch modes."})
     record: bool = dataclasses.field(default=False, metadata={
         "help": "Record every topic to records/ezm-<UTC time>.mcap in the working directory (ezm_ros "
                 "recorder_node; ezm-record-summary reads it)."})
@@ -96,6 +102,7 @@ class NodeSpec:
     module: str | None  # `python -m` entry for ezm-sim; None: not ours (rviz2), ezm-sim cannot start it
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)  # beside the params file
     arguments: tuple[str, ...] = ()
+    remappings: tuple[tuple[str, str], ...] = ()  # (topic, to)
     essential: bool = False  # its exit ends the whole stack (the simulator, the planner), not a viewer's
 
 
@@ -107,8 +114,13 @@ def stack_nodes(options: StackOptions) -> list[NodeSpec]:
                   "publish_clock": options.publish_clock, "model_path": options.model}, essential=True),
         NodeSpec(PACKAGE, "planner_node", "ezm_planner", "ezm_ros.planner_node",
                  {"model_path": options.model, "task": options.task, "lockstep": options.lockstep,
-                  "seed": options.seed}, essential=True),
+                  "seed": options.seed}, essential=True,
+                 remappings=((topics.JOINT_COMMAND, topics.PLANNER_COMMAND),) if options.safety else ()),
     ]
+    if options.safety:
+        nodes.append(NodeSpec(PACKAGE, "safety_node", "ezm_safety", "ezm_ros.safety_node",
+                              # the simulated H1 starts in its default pose: a short stand-up suffices
+                              {"model_path": options.model, "autostart": True, "stand_up_s": 0.2}, essential=True))
     if options.rviz or options.web_view:
         nodes.append(NodeSpec("sim_bridge", "visualization_node", "ezm_visualization",
                               "sim_bridge.visualization_node", {"task": options.task}))

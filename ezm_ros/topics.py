@@ -21,6 +21,14 @@ DIAGNOSTICS: Final = "diagnostics"  # diagnostic_msgs/DiagnosticArray, qos.DIAGN
 # --- commands -----------------------------------------------------------------------------------------------
 JOINT_COMMAND: Final = "joint_command"  # ezm_msgs/JointCommand, qos.COMMAND
 TASK: Final = "ezm/task"  # ezm_msgs/TaskCommand, qos.COMMAND
+JOY: Final = "joy"  # sensor_msgs/Joy (the safety node's mode buttons), qos.SENSOR
+
+# --- the safety layer (ezm_ros/safety_node.py), between the planner and the robot ---------------------------
+#: The planner's commands when a safety node stands between it and the robot (the launch remaps the planner's
+#: joint_command here); the safety node publishes joint_command.
+PLANNER_COMMAND: Final = "ezm/planner_command"  # ezm_msgs/JointCommand, qos.COMMAND
+SAFETY: Final = "ezm/safety"  # ezm_msgs/SafetyStatus, qos.LATCHED
+MODE_SERVICES: Final = "ezm/mode"  # std_srvs/srv/Trigger: ezm/mode/<intent> (safety_node.INTENTS)
 
 # --- planner outputs ----------------------------------------------------------------------------------------
 PLANNER_STATUS: Final = "ezm/planner_status"  # ezm_msgs/PlannerStatus, qos.LATCHED

@@ -1,6 +1,7 @@
 """`ros2 launch ezm_ros sim.launch.py [model:=DIR] [task:=walk] [lockstep:=false] [seed:=0] [rviz:=true]
-[web_view:=false] [namespace:=NAME] [publish_clock:=true] [record:=false]`: the H1 simulator, the latent
-planner and their visualization; record:=true adds the flight recorder (every topic to an MCAP file).
+[web_view:=false] [namespace:=NAME] [publish_clock:=true] [record:=false] [safety:=false]`: the H1 simulator,
+the latent planner and their visualization; record:=true adds the flight recorder (every topic to an MCAP
+file), safety:=true the safety layer and mode machine between the planner and the simulator.
 
 The nodes, their parameters and these launch arguments all come from `ezm_ros.nodes`, the one node
 list that `ezm-sim` also starts (where no ROS 2 install is present); parameters come from
@@ -50,6 +51,7 @@ def _stack(context):
             namespace=options.namespace or None,
             parameters=([params_file] if spec.module is not None else []) + [spec.parameters],
             arguments=list(spec.arguments),
+            remappings=list(spec.remappings),
             output="screen",
             on_exit=[Shutdown(reason=f"{spec.name} exited")] if spec.essential else None,
         ))

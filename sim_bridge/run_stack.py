@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--namespace", default="", help=defaults["namespace"].description)
     parser.add_argument("--no-clock", action="store_true", help=defaults["publish_clock"].description)
     parser.add_argument("--record", action="store_true", help=defaults["record"].description)
+    parser.add_argument("--safety", action="store_true", help=defaults["safety"].description)
     parser.add_argument("--duration", type=float, default=0.0, help="Stop after this many seconds (0: at Ctrl-C).")
     parser.add_argument("--video", type=Path, default=Path("out/sim.mp4"), help="Rollout video written on exit.")
     parser.add_argument("--no-video", action="store_true", help="Write no video.")
@@ -119,6 +120,8 @@ def _command(spec: nodes.NodeSpec, namespace: str, params: list[Path]) -> list[s
         executable = shutil.which(spec.executable)
         return None if executable is None else [executable, *spec.arguments]
     command = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    for topic, to in spec.remappings:
+        command += ["-r", f"{topic}:={to}"]
     if namespace:
         command += ["-r", f"__ns:=/{namespace}"]
     for path in params:
@@ -179,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"ezm-sim: model {model} ({label})", flush=True)
     options = nodes.StackOptions(model=str(model), task=args.task, lockstep=args.lockstep, seed=args.seed,
                                  rviz=args.rviz, web_view=args.web_view, namespace=args.namespace.strip("/"),
-                                 publish_clock=not args.no_clock, record=args.record)
+                                 publish_clock=not args.no_clock, record=args.record,
+                                 safety=args.safety)
 
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor

@@ -70,6 +70,9 @@ def test_params_file_names_only_declared_parameters_of_listed_nodes():
         spec = specs[key.removeprefix("/**/")]
         source = Path(importlib.import_module(spec.module).__file__).read_text()
         declared = set(re.findall(r'declare\(\s*(?:self|node),\s*"(\w+)"', source)) | {"use_sim_time"}
+        if "declare_scheduling(" in source:  # node_runtime's, shared by the control-loop nodes
+            shared = Path(importlib.import_module("ezm_ros.node_runtime").__file__).read_text()
+            declared |= set(re.findall(r'declare\(\s*node,\s*"(\w+)"', shared.split("def declare_scheduling")[1]))
         undeclared = set(section["ros__parameters"]) - declared
         assert not undeclared, f"{key}: {undeclared} are not parameters of {spec.module}"
         assert set(spec.parameters) <= declared | {"use_sim_time"}

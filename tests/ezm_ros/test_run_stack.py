@@ -110,3 +110,18 @@ def test_a_sigkilled_ezm_sim_takes_its_nodes_with_it(tiny_bundle, tmp_path):
         for pid in nodes:  # a failed test leaves no orphan behind either
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_ezm_sim_with_the_safety_layer_reaches_plan_by_itself(tiny_bundle, tmp_path):
+    # The planner's commands go to ezm/planner_command and through the safety node to the simulator; in
+    # simulation the node walks DAMPING -> STAND_UP -> HOLD -> PLAN on its own (autostart).
+    result = _ezm_sim("--model", str(tiny_bundle), "--task", "stand", "--safety", "--duration", "10", "--no-video",
+                      "--logs", str(tmp_path / "logs"))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "ezm_safety" in out
+    safety_log = (tmp_path / "logs" / "ezm_safety.log").read_text()
+    for change in ("DAMPING -> STAND_UP: autostart", "STAND_UP -> HOLD", "HOLD -> PLAN: autostart (plan)"):
+        assert change in safety_log, safety_log
+    sim_log = (tmp_path / "logs" / "ezm_sim.log").read_text()
+    assert "rejected joint command" not in sim_log, sim_log
