@@ -107,7 +107,11 @@ class NodeSpec:
 
 
 def stack_nodes(options: StackOptions) -> list[NodeSpec]:
-    """The nodes of `ros2 launch ezm_ros sim.launch.py` / `ezm-sim`, in start order."""
+    """The nodes of `ros2 launch ezm_ros sim.launch.py` / `ezm-sim`, in start order. ValueError for options
+    that cannot go together (the safety layer's watchdogs run on wall time, which lockstep does not keep)."""
+    if options.safety and options.lockstep:
+        raise ValueError("safety and lockstep cannot go together: the safety layer's watchdogs and rate limit "
+                         "run on wall time, and a lockstep simulation keeps none")
     nodes = [
         NodeSpec("sim_bridge", "sim_node", "ezm_sim", "sim_bridge.sim_node",
                  {"task": options.task, "lockstep": options.lockstep, "seed": options.seed,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -68,8 +69,8 @@ NODE_NAME: Final = "ezm_planner"
 #: one every tick (the control rate) until states come back.
 TIMER_STEP_AFTER_PERIODS: Final = 1.5
 #: States closer together than this (in control periods, wall time) step at most once: a state flood
-#: (1 kHz of spoofed joint_states) costs one search per half period, not one per message. The newest
-#: waiting state is planned at the next tick.
+#: (1 kHz of spoofed joint_states) costs at most two searches per period from states, plus the tick's, which
+#: plans the newest waiting one, not one per message.
 MIN_STEP_INTERVAL_PERIODS: Final = 0.5
 #: Accepted task commands (topic and service together): this many per second on average, bursts of
 #: TASK_SWITCH_BURST. Each switch republishes the active task and may load a scene in the simulator.
@@ -149,7 +150,8 @@ class PlannerNode(Node):
             self._task = short_task_name(self.p.task, self._model.env_ids)
         except (BundleError, FileNotFoundError, TaskNameError) as err:
             raise StartupError(str(err)) from None
-        self._pending: _Model | str | None = None  # a model loaded by the swap thread, or why it failed
+        # (model_path value, the model loaded by the swap thread or why it failed), until the loop takes it
+        self._pending: tuple[str, _Model | str] | None = None
         self._swapping = threading.Event()  # set while a swap thread runs: one swap at a time
         self._model_param = self.p.model_path  # the model_path value of the running model
         self._reverting = False  # model_path is being set back to the running model's after a failed swap
@@ -162,6 +164,7 @@ class PlannerNode(Node):
         self._last_planned_ns: int | None = None
         self._last_step_wall = 0.0
         self._timer_driving = False  # the last step came from the timer (no new state since)
+        self._last_state_step_wall = 0.0
         self._switches = RateLimiter(TASK_SWITCHES_PER_S, TASK_SWITCH_BURST)
         self._log_rejection = BurstLog(self.get_logger().warning)
         self._deadline_misses = self._fallbacks = self._stale = 0
@@ -239,6 +242,10 @@ class PlannerNode(Node):
         return SetParametersResult(successful=True)
 
     def _load_in_background(self, path: str) -> None:
+        if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+            # A real-time planner's load thread would inherit SCHED_FIFO and could hold off the control
+            # thread for the whole warm-up; loading is not time-critical.
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         try:
             model = self._load(path, self._model.bundle.manifest.robot)
             if self._task not in model.tasks:
@@ -247,12 +254,15 @@ class PlannerNode(Node):
         except Exception as err:  # any failure must leave the running model in place; the reason is reported
             result = f"model swap to {path} failed, keeping {self._model.model_id}: {err}"
         with self._swap_lock:
-            self._pending = result
-        self._swapping.clear()
+            self._pending = (path, result)
 
     def _take_pending_model(self) -> None:
         with self._swap_lock:
-            pending, self._pending = self._pending, None
+            taken, self._pending = self._pending, None
+        if taken is None:
+            return
+        path, pending = taken
+        self._swapping.clear()  # only now: a second swap must not start before this one is taken
         if isinstance(pending, str):
             self.get_logger().error(pending)
             self._set_notice(pending)
@@ -263,7 +273,7 @@ class PlannerNode(Node):
                 self._reverting = False
         elif pending is not None:
             self.get_logger().info(f"swapped the model: {self._model.model_id} -> {pending.model_id}")
-            self._model, self._model_param = pending, self.get_parameter("model_path").value
+            self._model, self._model_param = pending, path
 
     # --- tasks ---------------------------------------------------------------------------------------------
     def _switch(self, command: TaskCommand) -> tuple[bool, str]:
@@ -341,8 +351,11 @@ class PlannerNode(Node):
         its next 20 ms tick, as HumanoidBench applies an action right after its observation. (Planning on a
         free-running timer would add up to a whole period of latency, by the phase between two clocks.)"""
         sample = self._unplanned_state()
-        if sample is not None and (self.p.lockstep or time.monotonic() - self._last_step_wall
+        # Measured from the last state-driven step only: a timer step must not push new states onto the
+        # timer's phase for good (they would then wait up to a period each).
+        if sample is not None and (self.p.lockstep or time.monotonic() - self._last_state_step_wall
                                    >= MIN_STEP_INTERVAL_PERIODS / self.p.control_rate_hz):
+            self._last_state_step_wall = time.monotonic()
             self._control_step(time.perf_counter(), sample)
 
     def _unplanned_state(self):

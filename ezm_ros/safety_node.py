@@ -14,16 +14,22 @@ Modes (SafetyStatus.mode; `ezm/mode/<intent>` std_srvs/Trigger services and a se
     PLAN      the planner's commands pass, through the guards
     E_STOP    damping, latched: only `reset` leaves it (to DAMPING)             <- tilt and joint-speed guards
 
-`autostart` (simulation only) walks to PLAN once at start. Transitions: passive, damping and estop from any mode (estop and damping always succeed); stand_up from
-DAMPING or PASSIVE with a fresh state; hold from STAND_UP once it finished, or from PLAN; plan from HOLD with a
-fresh state and planner commands arriving; reset from E_STOP. Anything else is refused with the reason.
+Transitions: estop from any mode; passive and damping from any mode but E_STOP; stand_up from DAMPING or
+PASSIVE with a fresh state; hold from STAND_UP once it finished, or from PLAN; plan from HOLD with a fresh
+state and planner commands arriving; reset from E_STOP (to DAMPING). Anything else is refused with the
+reason. `autostart` (simulation only) walks to PLAN once at start; any operator's, guard's or watchdog's
+transition ends it for good.
 
-Guards on every command sent (counted in SafetyStatus): a non-finite field refuses the command (the last
-safe one is repeated); position targets are clamped into the joint limits (the bundle's ctrl ranges) less
-`limit_margin_rad`; each target moves at most `max_target_rate_rad_s`; kp and kd are cut to `max_kp` and
-`max_kd`. And on the state: pelvis tilt over `max_tilt_rad`, or `speed_guard_joints` joints over
-`max_joint_speed_rad_s`, latch E_STOP; no joint state for `state_timeout_s` drops to DAMPING; no planner
-command for `command_timeout_s` in PLAN drops to HOLD.
+Guards on every command sent (counted in SafetyStatus): a command with a non-finite field, or fields that do
+not match its joint names, is refused (the last safe command is sent again, and a planner that sends only
+such commands trips the command watchdog); position targets are clamped into the joint limits (the
+bundle's ctrl ranges) less `limit_margin_rad`; each target moves at most `max_target_rate_rad_s` of wall
+time; kp, kd, velocity targets and feed-forward efforts are cut to `max_kp`, `max_kd`,
+`max_joint_speed_rad_s` and `max_effort`. And on the state: pelvis tilt over `max_tilt_rad`, or
+`speed_guard_joints` joints over `max_joint_speed_rad_s`, latch E_STOP; no joint state or no odometry for
+`state_timeout_s` drops to DAMPING; no accepted planner command for `command_timeout_s` in PLAN drops to
+HOLD. Lockstep simulation has no wall-clock rate, so the layer is not for lockstep runs (the stack refuses
+the pair).
 
 The robot's joints, limits and default pose come from the model bundle (`model_path`, as the planner's), so
 this node needs no MuJoCo, like the rest of the robot path.
@@ -72,6 +78,7 @@ class SafetyParams:
     max_target_rate_rad_s: float
     max_kp: float
     max_kd: float
+    max_effort: float
     max_tilt_rad: float
     max_joint_speed_rad_s: float
     speed_guard_joints: int
@@ -100,6 +107,8 @@ def _declare(node: Node) -> SafetyParams:
                        bounds=(0.0, 1000.0)),
         max_kd=declare(node, "max_kd", 20.0, "Largest damping passed, N·m·s/rad.", read_only=True,
                        bounds=(0.0, 100.0)),
+        max_effort=declare(node, "max_effort", 0.0, "Largest feed-forward torque passed, N·m (0: none; the planner "
+                           "sends none).", read_only=True, bounds=(0.0, 500.0)),
         max_tilt_rad=declare(node, "max_tilt_rad", 1.0, "Pelvis tilt from upright that latches E_STOP, rad "
                              "(about 57 degrees, RoboJuDo's).", read_only=True, bounds=(0.05, math.pi)),
         max_joint_speed_rad_s=declare(node, "max_joint_speed_rad_s", 25.0, "Joint speed counted by the speed "
@@ -149,6 +158,9 @@ class SafetyNode(Node):
                                        "state_watchdog_trips", "command_watchdog_trips", "estops"), 0)
         self._q: np.ndarray | None = None  # measured joint positions, in self.joints order
         self._state_wall = -math.inf
+        self._odom_wall = -math.inf
+        self._last_sent_wall: float | None = None
+        self._last_safe: JointCommand | None = None
         self._state_stamp = None
         self._planner_wall = -math.inf
         self._stand_from: np.ndarray | None = None
@@ -171,10 +183,13 @@ class SafetyNode(Node):
                                f"{scheduling}")
 
     # --- modes -------------------------------------------------------------------------------------------
-    def request(self, intent: str, why: str) -> tuple[bool, str]:
-        """Try the transition `intent` asks for; (done, reason)."""
+    def request(self, intent: str, why: str, *, ends_autostart: bool = True) -> tuple[bool, str]:
+        """Try the transition `intent` asks for; (done, reason). An operator's, a guard's or a watchdog's
+        request ends autostart for good (ends_autostart); the node's own steps do not."""
         mode, now = self.mode, time.monotonic()
-        fresh = now - self._state_wall <= self.p.state_timeout_s and self._q is not None
+        if ends_autostart:
+            self._autostarted = True
+        fresh = self._q is not None and now - min(self._state_wall, self._odom_wall) <= self.p.state_timeout_s
         if intent == "estop":
             return self._enter(Mode.E_STOP, why)
         if mode is Mode.E_STOP and intent != "reset":
@@ -192,7 +207,7 @@ class SafetyNode(Node):
             if mode not in (Mode.DAMPING, Mode.PASSIVE):
                 return False, f"stand_up starts from DAMPING or PASSIVE, not {mode.value}"
             if not fresh:
-                return False, "no fresh joint state: the stand-up starts from the measured pose"
+                return False, "no fresh joint state and odometry: the stand-up starts from the measured pose"
             self._stand_from = self._q.copy()
             return self._enter(Mode.STAND_UP, why)
         if intent == "hold":
@@ -205,7 +220,7 @@ class SafetyNode(Node):
             if mode is not Mode.HOLD:
                 return False, f"plan starts from HOLD, not {mode.value}"
             if not fresh:
-                return False, "no fresh joint state"
+                return False, "no fresh joint state and odometry"
             if now - self._planner_wall > self.p.command_timeout_s:
                 return False, "no planner command is arriving (is the planner running, on ezm/planner_command?)"
             return self._enter(Mode.PLAN, why)
@@ -246,8 +261,9 @@ class SafetyNode(Node):
         with_velocity = len(msg.velocity) == len(msg.name)
         dq = np.array([msg.velocity[index[name]] for name in self.joints]) if with_velocity else np.zeros(len(q))
         if not (np.isfinite(q).all() and np.isfinite(dq).all()):
-            self.faults |= SafetyStatus.FAULT_NONFINITE
+            self.faults |= SafetyStatus.FAULT_STATE_NONFINITE
             return
+        self.faults &= ~SafetyStatus.FAULT_STATE_NONFINITE
         self._q, self._state_wall, self._state_stamp = q, time.monotonic(), msg.header.stamp
         fast = int(np.sum(np.abs(dq) > self.p.max_joint_speed_rad_s))
         if fast >= self.p.speed_guard_joints and self.mode not in (Mode.PASSIVE, Mode.E_STOP):
@@ -258,41 +274,61 @@ class SafetyNode(Node):
         o = msg.pose.pose.orientation
         quat = np.array([o.w, o.x, o.y, o.z])
         if not np.isfinite(quat).all() or np.dot(quat, quat) < 0.5:
+            self.faults |= SafetyStatus.FAULT_STATE_NONFINITE
             return
+        self._odom_wall = time.monotonic()
         tilt = tilt_of(quat)
         if tilt > self.p.max_tilt_rad and self.mode not in (Mode.PASSIVE, Mode.E_STOP):
             self.faults |= SafetyStatus.FAULT_TILT
             self.request("estop", f"tilt guard: pelvis {math.degrees(tilt):.0f} degrees from upright")
 
     def _on_planner_command(self, msg: JointCommand) -> None:
-        self._planner_wall = time.monotonic()
-        if self.mode is Mode.PLAN:
-            self._send_guarded(msg)
+        """Only an accepted command counts as the planner being alive: one that sends nothing usable trips
+        the command watchdog like one that sends nothing."""
+        try:
+            if self.mode is Mode.PLAN:
+                if self._send_guarded(msg):
+                    self._planner_wall = time.monotonic()
+                elif self._last_safe is not None:
+                    self._publish(self._last_safe)  # the robot keeps its last safe command meanwhile
+            elif self._usable(msg):
+                self._planner_wall = time.monotonic()
+        except Exception as err:  # noqa: BLE001  a crafted message must not end the safety layer
+            self._fail(err)
 
     def _tick(self) -> None:
         try:
             self._step(time.monotonic())
         except Exception as err:  # noqa: BLE001  the safety layer must outlive its own bugs: it damps
-            self._log_error(f"safety tick failed ({type(err).__name__}: {err}); damping")
-            self.mode, self.reason = Mode.E_STOP, f"internal error: {type(err).__name__}"
-            n = len(self.joints)
-            self._pub_command.publish(JointCommand(name=list(self.joints), position=self.default_pose.tolist(),
-                                                   kp=[0.0] * n, kd=[self.p.damping_kd] * n))
+            self._fail(err)
+
+    def _fail(self, err: Exception) -> None:
+        """An error in this node's own code: latch E_STOP and damp, directly (the guards may be what failed)."""
+        self._log_error(f"safety layer error ({type(err).__name__}: {err}); E_STOP")
+        self._enter(Mode.E_STOP, f"internal error: {type(err).__name__}")
+        n = len(self.joints)
+        self._pub_command.publish(JointCommand(name=list(self.joints), position=self.default_pose.tolist(),
+                                               kp=[0.0] * n, kd=[self.p.damping_kd] * n))
 
     def _step(self, now: float) -> None:
-        stale = now - self._state_wall > self.p.state_timeout_s
+        age = now - min(self._state_wall, self._odom_wall)
+        stale = age > self.p.state_timeout_s
         if self.mode not in (Mode.PASSIVE, Mode.DAMPING, Mode.E_STOP) and stale:
             self.faults |= SafetyStatus.FAULT_STATE_STALE
             self.counters["state_watchdog_trips"] += 1
-            self.request("damping", f"state watchdog: no joint state for {now - self._state_wall:.2f} s")
+            self.request("damping", f"state watchdog: no joint state or odometry for {age:.2f} s")
         elif not stale:
             self.faults &= ~SafetyStatus.FAULT_STATE_STALE
-        if self.mode is Mode.PLAN and now - self._planner_wall > self.p.command_timeout_s:
-            self.faults |= SafetyStatus.FAULT_COMMAND_STALE
-            self.counters["command_watchdog_trips"] += 1
-            self.request("hold", f"command watchdog: no planner command for {now - self._planner_wall:.2f} s")
+        if now - self._planner_wall > self.p.command_timeout_s:
+            if self.mode is Mode.PLAN:
+                self.faults |= SafetyStatus.FAULT_COMMAND_STALE
+                self.counters["command_watchdog_trips"] += 1
+                self.request("hold", f"command watchdog: no usable planner command for "
+                             f"{now - self._planner_wall:.2f} s")
+        else:
+            self.faults &= ~SafetyStatus.FAULT_COMMAND_STALE
         if self.mode is Mode.STAND_UP and now - self._mode_since >= self.p.stand_up_s:
-            self.request("hold", "the stand-up finished")
+            self.request("hold", "the stand-up finished", ends_autostart=False)
         if self.p.autostart and self.counters["estops"] == 0 and not self._autostarted:
             self._autostart_step()
         # Autostart sends nothing before its stand-up begins: a simulator keeps its physics paused until the
@@ -309,9 +345,7 @@ class SafetyNode(Node):
         if self.mode is Mode.PLAN:
             self._autostarted = True
         elif intent is not None:
-            self.request(intent, f"autostart ({intent})")
-            if self.mode is Mode.DAMPING and self.counters["state_watchdog_trips"]:
-                self._autostarted = True  # it began and the state stopped: no second try on its own
+            self.request(intent, f"autostart ({intent})", ends_autostart=False)
 
     def _send_own(self, now: float) -> None:
         """The command of every mode but PLAN."""
@@ -336,47 +370,61 @@ class SafetyNode(Node):
             command.kp, command.kd = kp.tolist(), kd.tolist()
         self._send_guarded(command, rate_limit=self.mode in (Mode.HOLD, Mode.PLAN))
 
-    def _send_guarded(self, msg: JointCommand, rate_limit: bool = True) -> None:
-        """The guards every command passes, then publish. A command naming other joints is refused."""
-        if list(msg.name) != self.joints:
-            index = {name: i for i, name in enumerate(msg.name)}
-            if len(msg.name) != len(self.joints) or any(name not in index for name in self.joints):
-                self.counters["rejected_nonfinite"] += 1
-                return
-            order = [index[name] for name in self.joints]
-            msg = JointCommand(header=msg.header, name=list(self.joints),
-                               **{f: [getattr(msg, f)[i] for i in order] if len(getattr(msg, f)) else []
-                                  for f in ("position", "velocity", "effort", "kp", "kd")})
-        fields = {f: np.asarray(getattr(msg, f), np.float64) for f in ("position", "velocity", "effort", "kp", "kd")}
-        sizes_ok = len(fields["position"]) == len(self.joints) and all(
-            len(v) in (0, len(self.joints)) for v in fields.values())
-        if not sizes_ok or not all(np.isfinite(v).all() for v in fields.values()):
+    def _usable(self, msg: JointCommand) -> dict[str, np.ndarray] | None:
+        """The command's fields in self.joints order, or None if it names other joints, a field's length is
+        not its names' (an empty optional field is fine) or anything is NaN/inf."""
+        names = list(msg.name)
+        index = {name: i for i, name in enumerate(names)}
+        if len(names) != len(self.joints) or len(index) != len(names) or any(n not in index for n in self.joints):
+            return None
+        order = [index[name] for name in self.joints]
+        fields = {}
+        for field in ("position", "velocity", "effort", "kp", "kd"):
+            values = np.asarray(getattr(msg, field), np.float64)
+            if len(values) not in ((len(names),) if field == "position" else (0, len(names))):
+                return None
+            if not np.isfinite(values).all():
+                return None
+            fields[field] = values[order] if len(values) else values
+        return fields
+
+    def _send_guarded(self, msg: JointCommand, rate_limit: bool = True) -> bool:
+        """The guards every command passes, then publish; False (and nothing sent) if it was refused."""
+        fields = self._usable(msg)
+        if fields is None:
             self.counters["rejected_nonfinite"] += 1
-            self.faults |= SafetyStatus.FAULT_NONFINITE
-            return
-        self.faults &= ~SafetyStatus.FAULT_NONFINITE
+            self.faults |= SafetyStatus.FAULT_COMMAND_REFUSED
+            return False
+        self.faults &= ~SafetyStatus.FAULT_COMMAND_REFUSED
         target = np.clip(fields["position"], self.low, self.high)
         if not np.array_equal(target, fields["position"]):
             self.counters["clamped_positions"] += 1
-        if rate_limit and self._last_target is not None:
-            step = self.p.max_target_rate_rad_s * self.dt
+        now = time.monotonic()
+        if rate_limit and self._last_target is not None and self._last_sent_wall is not None:
+            # per second of wall time, whatever the message rate: a faster publisher gains nothing
+            step = self.p.max_target_rate_rad_s * min(now - self._last_sent_wall, self.dt)
             limited = np.clip(target, self._last_target - step, self._last_target + step)
             if not np.array_equal(limited, target):
                 self.counters["rate_limited"] += 1
             target = limited
-        gains = {}
-        for field, bound in (("kp", self.p.max_kp), ("kd", self.p.max_kd)):
+        cut = {}
+        for field, bound, low in (("kp", self.p.max_kp, 0.0), ("kd", self.p.max_kd, 0.0),
+                                  ("velocity", self.p.max_joint_speed_rad_s, -self.p.max_joint_speed_rad_s),
+                                  ("effort", self.p.max_effort, -self.p.max_effort)):
             value = fields[field]
-            cut = np.clip(value, 0.0, bound)
-            if len(value) and not np.array_equal(cut, value):
+            cut[field] = np.clip(value, low, bound)
+            if len(value) and not np.array_equal(cut[field], value):
                 self.counters["gains_limited"] += 1
-            gains[field] = cut.tolist()
-        out = JointCommand(name=list(self.joints), position=target.tolist(), velocity=fields["velocity"].tolist(),
-                           effort=fields["effort"].tolist(), kp=gains["kp"], kd=gains["kd"])
+        out = JointCommand(name=list(self.joints), position=target.tolist(),
+                           **{field: value.tolist() for field, value in cut.items()})
         out.header.stamp = msg.header.stamp if (msg.header.stamp.sec or msg.header.stamp.nanosec) else (
             self._state_stamp if self._state_stamp is not None else out.header.stamp)
-        self._last_target = target
-        self._pub_command.publish(out)
+        self._last_target, self._last_sent_wall, self._last_safe = target, now, out
+        self._publish(out)
+        return True
+
+    def _publish(self, command: JointCommand) -> None:
+        self._pub_command.publish(command)
 
     def _publish_status(self) -> None:
         msg = SafetyStatus(mode=self.mode.value, reason=self.reason, faults=self.faults,

@@ -12,7 +12,8 @@ the next save deletes; the previous checkpoint stays loadable. The newest `keep`
 kept. Deleting one (pruning) first renames it out of the `ckpt_<step>` pattern, so a deletion cut short
 never leaves a half checkpoint that looks complete. Saving a step that exists already moves the old one
 aside (`ckpt_<step>.replaced-<pid>`), renames the new one into place, then deletes the old: a kill between
-the two renames leaves the old one aside and complete, and listing puts it back, so no kill loses a step.
+the two renames leaves the old one aside and complete: listing still finds it there, and the next save puts
+it back, so no kill loses a step.
 
 Loading trusts nothing: the hashes are checked (a flipped byte in state.pt is refused, not trained on),
 and state.pt is unpickled with `weights_only=True` plus the numpy types the RNG states hold, so a pickle
@@ -168,8 +169,10 @@ def _load_state(path: Path, map_location) -> dict:
 
 
 def _restore_replaced(checkpoint_dir: Path) -> None:
-    """A checkpoint moved aside for a re-save of its step is put back if the kill came before the new one
-    was renamed into place (the step would be lost otherwise), and deleted if the new one made it."""
+    """The writer's repair before a save: a checkpoint moved aside for a re-save of its step is put back if
+    the kill came before the new one was renamed into place (the step would be lost otherwise), and deleted
+    if the new one made it. Readers never rename (a reader between the writer's two renames would break it):
+    `list_checkpoints` lists such a checkpoint where it lies."""
     for aside in checkpoint_dir.glob(f"ckpt_*{_REPLACED}*"):
         final = aside.with_name(aside.name.split(_REPLACED)[0])
         if final.exists():
@@ -179,13 +182,18 @@ def _restore_replaced(checkpoint_dir: Path) -> None:
 
 
 def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (after putting back one a re-save was killed in replacing)."""
+    """Complete checkpoints, oldest first. One moved aside by a re-save of its step whose new copy is not in
+    place (the writer was killed between its renames) is listed where it lies; the next save puts it back."""
     if not checkpoint_dir.is_dir():
         return []
-    _restore_replaced(checkpoint_dir)
-    found = [path for path in checkpoint_dir.iterdir() if path.is_dir() and _NAME.fullmatch(path.name)
-             and all((path / name).is_file() for name in FILES)]
-    return sorted(found, key=lambda path: int(_NAME.fullmatch(path.name).group(1)))
+    found = {}
+    for path in checkpoint_dir.iterdir():
+        match = _NAME.fullmatch(path.name) or (_REPLACED in path.name and _NAME.match(path.name))
+        if match and path.is_dir() and all((path / name).is_file() for name in FILES):
+            step = int(match.group(1))
+            if step not in found or _NAME.fullmatch(path.name):  # the one in place wins
+                found[step] = path
+    return [found[step] for step in sorted(found)]
 
 
 def latest_checkpoint(path: Path) -> Path | None:

@@ -176,7 +176,10 @@ def check_robot(bundle: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.safety and args.lockstep:
+        parser.error("--safety and --lockstep cannot go together: the safety layer's watchdogs run on wall time")
     model, label = resolve_model(args.model)
     check_robot(model)
     print(f"ezm-sim: model {model} ({label})", flush=True)

@@ -168,6 +168,7 @@ class SimNode(Node):
         self._resets = 0
         self._mode = Mode.WAITING if self.p.wait_for_first_command else Mode.DAMPING
         self._command = None  # last good ServoCommand
+        self._last_good_command = None  # the command of the last step that succeeded
         self._last_command_wall = None
         self._fallen_since_ns: int | None = None
         self._episode_return = 0.0
@@ -191,6 +192,8 @@ class SimNode(Node):
         self._log_tick_error = BurstLog(self.get_logger().error)
         self._scene_loads = RateLimiter(SCENE_LOADS_PER_S, SCENE_LOAD_BURST)
         self._wanted_scene: tuple[str, float | None] | None = None  # asked by ezm/active_task, not yet loaded
+        self._scene_loads_deferred = 0  # ezm/active_task requests not loaded at once (the newest is, later)
+        self._scene_loads_refused = 0  # sim/load_task calls refused by the limit
 
         self.create_subscription(JointCommand, topics.JOINT_COMMAND, self._on_command, qos.COMMAND)
         if self.p.follow_active_task:
@@ -251,6 +254,12 @@ class SimNode(Node):
 
     def _on_load_task(self, request: SwitchTask.Request, response: SwitchTask.Response) -> SwitchTask.Response:
         command = request.command
+        if not self._scene_loads.allow():  # the same budget as ezm/active_task's loads
+            self._scene_loads_refused += 1
+            response.accepted, response.active_task = False, self._task_name
+            response.reason = (f"too many scene loads: at most {SCENE_LOADS_PER_S:g} per second (bursts of "
+                               f"{SCENE_LOAD_BURST}); try again")
+            return response
         try:
             self._load(command.task, keep_state=True,
                        forward_speed=command.forward_speed_mps if command.has_forward_speed else None)
@@ -277,6 +286,8 @@ class SimNode(Node):
             return
         self._wanted_scene = (name, speed)
         self._load_wanted_scene()
+        if self._wanted_scene is not None:
+            self._scene_loads_deferred += 1
 
     def _load_wanted_scene(self) -> None:
         if self._wanted_scene is None or not self._scene_loads.allow():
@@ -284,7 +295,7 @@ class SimNode(Node):
         (name, speed), self._wanted_scene = self._wanted_scene, None
         self._load(name, keep_state=True, forward_speed=speed)
         self._publish_state()
-        refused = f" ({self._scene_loads.refused} loads deferred so far)" if self._scene_loads.refused else ""
+        refused = f" ({self._scene_loads_deferred} requests deferred so far)" if self._scene_loads_deferred else ""
         self.get_logger().info(f"following the planner: loaded the scene of {name}{refused}")
 
     # --- commands -------------------------------------------------------------------------------------------
@@ -338,13 +349,20 @@ class SimNode(Node):
             self._publish_state()
 
     def _step_and_publish(self) -> None:
-        """One control step and its state. Whatever fails in it is counted and logged once per burst, and the
-        simulator goes on with its last good command: the robot it stands in for does not stop either."""
+        """One control step and its state. Whatever fails in it is counted and logged once per burst; the
+        command that failed is dropped for the last one a step succeeded with (damping if none), and the clock
+        still advances one step, so a lockstep planner gets a new state to plan from instead of waiting for
+        ever: the robot the simulator stands in for does not stop either."""
+        before = self._sim_time_ns
         try:
             self._step()
+            self._last_good_command = self._command
         except Exception as err:  # noqa: BLE001  the control loop must outlive any one step
             self._tick_errors += 1
-            self._log_tick_error(f"control step failed ({type(err).__name__}: {err}); holding the last good "
+            self._command = self._last_good_command
+            if self._sim_time_ns == before:
+                self._sim_time_ns += int(round(constants.CONTROL_DT_S * 1e9))
+            self._log_tick_error(f"control step failed ({type(err).__name__}: {err}); back to the last good "
                                  f"command ({self._tick_errors} failed steps so far)")
         self._publish_state()
 
@@ -442,7 +460,8 @@ class SimNode(Node):
             "resets": str(self._resets),
             "physics_errors": str(self._physics_errors),
             "failed_steps": str(self._tick_errors),
-            "scene_loads_deferred": str(self._scene_loads.refused),
+            "scene_loads_deferred": str(self._scene_loads_deferred),
+            "scene_loads_refused": str(self._scene_loads_refused),
             "state_to_command_latency_p50_ms": pct(self._latencies_ms, 50),
             "state_to_command_latency_p99_ms": pct(self._latencies_ms, 99),
             "state_to_command_latency_max_ms": pct(self._latencies_ms, 100),

@@ -101,7 +101,7 @@ def test_state_floods_and_spoofed_stamps_do_not_take_the_loop(launch, probe, tin
     assert commands, planner.output()
 
     # A flood: states 1 ms apart in sim time, as fast as this process publishes them. The planner steps at
-    # most twice per control period, however many arrive.
+    # most three times per control period (twice from states, once at its tick), however many arrive.
     before, started = len(commands), time.monotonic()
     published = 0
     while time.monotonic() - started < 1.0:
@@ -113,7 +113,7 @@ def test_state_floods_and_spoofed_stamps_do_not_take_the_loop(launch, probe, tin
     probe.spin_for(0.2)
     planned = len(commands) - before
     elapsed = time.monotonic() - started
-    assert published >= 1_000 and planned <= 2 * 50 * elapsed + 5, (published, planned, elapsed)
+    assert published >= 1_000 and planned <= 3 * 50 * elapsed + 5, (published, planned, elapsed)
     stamp += STEP_NS - stamp % STEP_NS
 
     # One spoofed state from far in the future: held out; the real states go on being planned from.

@@ -147,23 +147,42 @@ def test_every_guard_changes_what_the_robot_gets(world):
     w.tick(0.6)
     sent = np.asarray(w.commands[-1][1].position)
     assert sent[3] < w.high[3] and sent[3] == pytest.approx(w.high[3] - 0.02) and counters().clamped_positions > 0
-    # A jump: the target moves at most max_target_rate_rad_s x 20 ms per step.
-    before = np.asarray(w.commands[-1][1].position)
+    # A jump to the other limit: the target moves at most max_target_rate_rad_s (20 rad/s) of wall time.
+    limited_before, count = counters().rate_limited, len(w.commands)
     w.plan_target = np.where(np.arange(len(default)) == 3, w.low[3], sent)
-    w.tick(0.02)
-    after = np.asarray(w.commands[-1][1].position)
-    assert abs(after[3] - before[3]) <= 20.0 * 0.02 + 1e-9 and counters().rate_limited > 0
-    # NaN: refused, the last safe target repeated.
+    started = w.commands[-1][0]
+    w.tick(0.1)
+    jumped = [(t, m.position[3]) for t, m in w.commands[count:]]
+    assert jumped and counters().rate_limited > limited_before
+    assert sent[3] - jumped[-1][1] <= 20.0 * (jumped[-1][0] - started + 0.02) + 1e-6, (sent[3], jumped[-1])
+    assert jumped[-1][1] > w.low[3] + 0.02, "not there yet: the range is more than 0.1 s at 20 rad/s"
+    # NaN: refused; the robot gets the last safe command again, never the NaN.
     w.plan_target = np.where(np.arange(len(default)) == 0, np.nan, default)
-    count = len(w.commands)
+    count, refused = len(w.commands), counters().rejected_nonfinite
+    w.tick(0.06)
+    repeated = [np.asarray(m.position) for _, m in w.commands[count:]]
+    assert counters().rejected_nonfinite > refused and repeated, "refused, and the last safe command sent again"
+    assert all(np.isfinite(p).all() for p in repeated)
+    w.tick(0.3)  # a planner that sends only NaN trips the command watchdog
+    assert w.mode() == "HOLD" and "command watchdog" in counters().reason
+    # Gains, velocity targets and efforts beyond the bounds are cut (max_effort 0: no feed-forward torque).
+    w.plan_target = default.copy()
     w.tick(0.2)
-    assert counters().rejected_nonfinite > 0 and len(w.commands) == count, "no NaN command reaches the robot"
-    # Gains beyond the bounds are cut.
+    assert w.call("plan").success
+    n = len(w.names)
     w.plan_target = None
-    huge = JointCommand(name=w.names, position=default.tolist(), kp=[5000.0] * len(w.names), kd=[-1.0] * len(w.names))
+    huge = JointCommand(name=w.names, position=default.tolist(), kp=[5000.0] * n, kd=[-1.0] * n,
+                        velocity=[1e5] * n, effort=[1e4] * n)
     w.planner.publish(huge)
-    w.probe.spin_until(lambda: counters().gains_limited > 0, 2.0)
-    assert max(w.commands[-1][1].kp) <= 500.0 and min(w.commands[-1][1].kd) >= 0.0
+    assert w.probe.spin_until(lambda: counters().gains_limited >= 4, 2.0), counters()
+    last = w.commands[-1][1]
+    assert max(last.kp) <= 500.0 and min(last.kd) >= 0.0 and max(last.velocity) <= 25.0 and max(last.effort) == 0.0
+    # A command whose fields do not match its names (permuted names, a short kd) is refused, not a crash.
+    permuted = JointCommand(name=list(reversed(w.names)), position=default.tolist(), kd=[1.0, 2.0, 3.0])
+    refused = counters().rejected_nonfinite
+    w.planner.publish(permuted)
+    assert w.probe.spin_until(lambda: counters().rejected_nonfinite > refused, 2.0)
+    assert w.node.alive()
 
 
 def test_tilt_and_joint_speed_latch_estop_until_reset(world):

@@ -176,8 +176,12 @@ def test_a_resave_killed_between_its_renames_loses_no_step(tmp_path):
     # A re-save of step 2 killed after moving the old one aside, before the new one was renamed in:
     newest.rename(tmp_path / "ckpt_000000002.replaced-4242")
     (tmp_path / "ckpt_000000002.tmp-4242").mkdir()
-    assert ckpt.latest_checkpoint(tmp_path).name == "ckpt_000000002"  # put back, not step 1
-    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))[0] == {"step": 2}
+    aside = ckpt.latest_checkpoint(tmp_path)
+    assert aside.name == "ckpt_000000002.replaced-4242", "step 2 is still the newest, where it lies"
+    assert ckpt.load_checkpoint(aside)[0] == {"step": 2}
+    ckpt.save_checkpoint(tmp_path, 2, {"step": 2, "again": True}, {"x": np.zeros(1)}, "{}")  # the writer repairs
+    assert ckpt.latest_checkpoint(tmp_path).name == "ckpt_000000002"
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))[0] == {"step": 2, "again": True}
     # Killed after the new one was renamed in: the old one aside is removed, the new one stays.
     (tmp_path / "ckpt_000000002.replaced-4243").mkdir()
     ckpt.save_checkpoint(tmp_path, 3, {"step": 3}, {"x": np.zeros(1)}, "{}")
