@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) is installed by `make setup`")
-from ezm_msgs.msg import JointCommand, PlannerStatus  # noqa: E402
+from ezm_msgs.msg import JointCommand, PlannerStatus, SafetyStatus  # noqa: E402
 from ezm_ros import qos, topics  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -118,7 +118,8 @@ def test_colcon_builds_the_workspace(workspace):
         assert (install / package / "share" / package / "package.xml").is_file()
     # What `ros2 launch ezm_ros sim.launch.py` needs: the node executables, the launch file and its config.
     for executable in ("ezm_ros/lib/ezm_ros/planner_node", "ezm_ros/lib/ezm_ros/web_view_node",
-                       "ezm_ros/lib/ezm_ros/ezm-task", "sim_bridge/lib/sim_bridge/sim_node",
+                       "ezm_ros/lib/ezm_ros/ezm-task", "ezm_ros/lib/ezm_ros/safety_node",
+                       "ezm_ros/lib/ezm_ros/recorder_node", "ezm_ros/lib/ezm_ros/ezm-record-summary", "sim_bridge/lib/sim_bridge/sim_node",
                        "sim_bridge/lib/sim_bridge/visualization_node", "sim_bridge/lib/sim_bridge/ezm-sim",
                        "sim_bridge/lib/sim_bridge/ezm-bundle-eval", "sim_bridge/lib/sim_bridge/sim-bridge"):
         assert (install / executable).is_file(), executable
@@ -223,6 +224,7 @@ def test_ros2_launch_runs_the_stack_from_the_install(workspace, launch_tools, pr
     commands = probe.collect(JointCommand, topics.JOINT_COMMAND, qos.COMMAND)
     status = probe.collect(PlannerStatus, topics.PLANNER_STATUS, qos.LATCHED)
     second_commands = probe.collect(JointCommand, f"/robot2/{topics.JOINT_COMMAND}", qos.COMMAND)
+    safety = probe.collect(SafetyStatus, f"/robot2/{topics.SAFETY}", qos.LATCHED)
     launch = _Launch(workspace, launch_tools, tmp_path / "launch.log", "task:=stand")
     second = None
     try:
@@ -256,12 +258,17 @@ def test_ros2_launch_runs_the_stack_from_the_install(workspace, launch_tools, pr
         param = _ros2(workspace, launch_tools, "param", "get", "--no-daemon", "/ezm_planner", "control_rate_hz")
         assert param.returncode == 0 and "50.0" in param.stdout, param.stdout + param.stderr
 
-        # A second stack in the same domain, as README says: its own namespace, and no second /clock.
+        # A second stack in the same domain, as README says: its own namespace, and no second /clock. This one
+        # with the safety layer: the planner remapped onto ezm/planner_command, the safety node alone on
+        # joint_command, walking to PLAN by itself (autostart).
         second = _Launch(workspace, launch_tools, tmp_path / "second.log", "namespace:=robot2",
-                         "publish_clock:=false", "rviz:=false")
+                         "publish_clock:=false", "rviz:=false", "safety:=true")
         first_count = len(commands)
         assert probe.spin_until(lambda: len(second_commands) >= 50, 120.0), second.output()
         assert probe.node.count_publishers(topics.CLOCK) == 1, "one /clock per domain"
+        assert probe.spin_until(lambda: any(m.mode == "PLAN" for _, m in safety), 30.0), second.output()
+        assert probe.node.count_publishers(f"/robot2/{topics.JOINT_COMMAND}") == 1, "the safety node alone"
+        assert probe.node.count_publishers(f"/robot2/{topics.PLANNER_COMMAND}") == 1, "the planner, remapped"
         assert len(commands) > first_count, "the first stack keeps commanding"
         second_stamps = [m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for _, m in second_commands]
         assert all(b >= a for a, b in zip(second_stamps, second_stamps[1:])), "each stack its own topics"
