@@ -54,6 +54,7 @@ from ezm_msgs.msg import JointCommand, SafetyStatus
 from ezm_ros import model_path, qos, topics
 from ezm_ros.bundle import BundleError, read_manifest
 from ezm_ros.node_runtime import BurstLog, StartupError, declare, declare_scheduling, run_node
+from ezm_ros.preflight import DescriptionError, load_description, preflight
 
 NODE_NAME: Final = "ezm_safety"
 INTENTS: Final = ("passive", "damping", "stand_up", "hold", "plan", "estop", "reset")
@@ -86,6 +87,7 @@ class SafetyParams:
     command_timeout_s: float
     joy_buttons: tuple[int, ...]  # button index per INTENTS entry; -1: none
     autostart: bool
+    robot_description: str
 
 
 def _declare(node: Node) -> SafetyParams:
@@ -123,6 +125,9 @@ def _declare(node: Node) -> SafetyParams:
                                   f"each intent, in the order {', '.join(INTENTS)}; -1: none.", read_only=True)),
         autostart=declare(node, "autostart", False, "Simulation only: walk DAMPING -> STAND_UP -> HOLD -> PLAN "
                           "once at start, as soon as each step is allowed (never after an E_STOP).", read_only=True),
+        robot_description=declare(node, "robot_description", "", "The robot's description (YAML, "
+                                  "ezm_ros.preflight): the bundle is checked against it at start and PLAN is "
+                                  "refused on any difference ('': no check).", read_only=True),
     )
 
 
@@ -142,8 +147,14 @@ class SafetyNode(Node):
         scheduling = declare_scheduling(self)
         try:
             robot = read_manifest(model_path.resolve(self.p.model_path)).robot
-        except (BundleError, FileNotFoundError) as err:
+            description = load_description(self.p.robot_description) if self.p.robot_description else None
+        except (BundleError, FileNotFoundError, DescriptionError) as err:
             raise StartupError(str(err)) from None
+        # The pre-flight check: differences between the bundle and the robot's own description stop PLAN.
+        self.preflight_problems = preflight(robot, description)[0] if description is not None else []
+        if self.preflight_problems:
+            self.get_logger().error("pre-flight check: the bundle does not fit this robot; PLAN is refused:\n"
+                                    + "\n".join(self.preflight_problems))
         self.joints = list(robot.joint_names)
         low, high = np.asarray(robot.ctrl_low), np.asarray(robot.ctrl_high)
         self.low, self.high = low + self.p.limit_margin_rad, high - self.p.limit_margin_rad
@@ -217,6 +228,8 @@ class SafetyNode(Node):
                 return False, f"hold follows STAND_UP or PLAN, not {mode.value}"
             return self._enter(Mode.HOLD, why)
         if intent == "plan":
+            if self.preflight_problems:
+                return False, "pre-flight check failed: " + "; ".join(p.strip() for p in self.preflight_problems)
             if mode is not Mode.HOLD:
                 return False, f"plan starts from HOLD, not {mode.value}"
             if not fresh:

@@ -34,4 +34,33 @@ def check_bundle_robot(bundle: Path, action_map: ActionMap | None = None) -> Non
         raise OtherRobotError(f"{bundle} was made for another robot than the simulated H1:\n" + "\n".join(mismatch))
 
 
-__all__ = ["BundleError", "OtherRobotError", "check_bundle_robot"]
+def describe_simulated_h1() -> dict:
+    """The simulated H1 in ezm_ros.preflight's robot-description format (joints in actuator order, each
+    servo's target range as its limits, the control rate)."""
+    action_map = ActionMap.from_model(build_h1_model())
+    return {"robot": constants.ROBOT_NAME, "control_rate_hz": 1.0 / constants.CONTROL_DT_S,
+            "joints": [{"name": name, "lower": float(low), "upper": float(high)}
+                       for name, low, high in zip(constants.ACTUATORS, action_map.low, action_map.high)]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sim_bridge.bundle_robot OUT.yaml`: write the simulated H1's description (for ezm-preflight and
+    the safety node's robot_description)."""
+    import sys
+
+    import yaml
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m sim_bridge.bundle_robot OUT.yaml", file=sys.stderr)
+        return 2
+    Path(args[0]).write_text(yaml.safe_dump(describe_simulated_h1(), sort_keys=False))
+    print(f"wrote {args[0]}")
+    return 0
+
+
+__all__ = ["BundleError", "OtherRobotError", "check_bundle_robot", "describe_simulated_h1"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

