@@ -123,8 +123,11 @@ def stack_nodes(options: StackOptions) -> list[NodeSpec]:
     ]
     if options.safety:
         nodes.append(NodeSpec(PACKAGE, "safety_node", "ezm_safety", "ezm_ros.safety_node",
-                              # the simulated H1 starts in its default pose: a short stand-up suffices
-                              {"model_path": options.model, "autostart": True, "stand_up_s": 0.2}, essential=True))
+                              # the simulated H1 starts in its default pose: a short stand-up suffices; a
+                              # simulator on a shared computer is no real-time robot: its watchdogs wait as long
+                              # as the simulator's own (command_timeout_s 0.25 s)
+                              {"model_path": options.model, "autostart": True, "stand_up_s": 0.2,
+                               "state_timeout_s": 0.25, "command_timeout_s": 0.25}, essential=True))
     if options.rviz or options.web_view:
         nodes.append(NodeSpec("sim_bridge", "visualization_node", "ezm_visualization",
                               "sim_bridge.visualization_node", {"task": options.task}))

@@ -82,8 +82,10 @@ class _World:
 
 @pytest.fixture()
 def world(launch, probe, tiny_bundle):
-    node = launch(SAFETY, "ezm_safety", model_path=str(tiny_bundle), stand_up_s=0.6, joy_buttons=[-1, -1, -1, -1,
-                                                                                                  -1, 0, 1])
+    # Watchdogs of 0.5 s, not the robot's 0.1 s: this test process plays the robot, and a loaded machine may
+    # pause it for longer than 0.1 s; what is tested is that they trip, not how fast.
+    node = launch(SAFETY, "ezm_safety", model_path=str(tiny_bundle), stand_up_s=0.6, state_timeout_s=0.5,
+                  command_timeout_s=0.5, joy_buttons=[-1, -1, -1, -1, -1, 0, 1])
     w = _World(probe, tiny_bundle)
     assert probe.spin_until(lambda: w.status and w.joints.get_subscription_count() > 0), node.output()
     w.node = node
@@ -118,10 +120,10 @@ def test_the_modes_from_damping_to_plan_and_back(world):
     assert np.allclose(w.commands[-1][1].position, w.plan_target), "the planner's commands pass"
 
     w.plan_target = None  # the planner stops: the command watchdog holds
-    w.tick(0.3)
+    w.tick(1.0)
     status = w.status[-1][1]
     assert w.mode() == "HOLD" and "command watchdog" in status.reason and status.command_watchdog_trips == 1
-    w.tick(0.3, state=False)  # the state stops: damping
+    w.tick(1.0, state=False)  # the state stops: damping
     status = w.status[-1][1]
     assert w.mode() == "DAMPING" and "state watchdog" in status.reason
     assert status.faults & SafetyStatus.FAULT_STATE_STALE
@@ -147,15 +149,14 @@ def test_every_guard_changes_what_the_robot_gets(world):
     w.tick(0.6)
     sent = np.asarray(w.commands[-1][1].position)
     assert sent[3] < w.high[3] and sent[3] == pytest.approx(w.high[3] - 0.02) and counters().clamped_positions > 0
-    # A jump to the other limit: the target moves at most max_target_rate_rad_s (20 rad/s) of wall time.
+    # A jump to the other limit: each command moves the target at most max_target_rate_rad_s (20 rad/s) times
+    # the time since the last one, capped at a period: 0.4 rad per command, however often they come.
     limited_before, count = counters().rate_limited, len(w.commands)
     w.plan_target = np.where(np.arange(len(default)) == 3, w.low[3], sent)
-    started = w.commands[-1][0]
     w.tick(0.1)
-    jumped = [(t, m.position[3]) for t, m in w.commands[count:]]
-    assert jumped and counters().rate_limited > limited_before
-    assert sent[3] - jumped[-1][1] <= 20.0 * (jumped[-1][0] - started + 0.02) + 1e-6, (sent[3], jumped[-1])
-    assert jumped[-1][1] > w.low[3] + 0.02, "not there yet: the range is more than 0.1 s at 20 rad/s"
+    path = [sent[3], *(m.position[3] for _, m in w.commands[count:])]
+    assert len(path) > 1 and counters().rate_limited > limited_before
+    assert all(abs(b - a) <= 20.0 * 0.02 + 1e-9 for a, b in zip(path, path[1:])), path
     # NaN: refused; the robot gets the last safe command again, never the NaN.
     w.plan_target = np.where(np.arange(len(default)) == 0, np.nan, default)
     count, refused = len(w.commands), counters().rejected_nonfinite
@@ -163,7 +164,7 @@ def test_every_guard_changes_what_the_robot_gets(world):
     repeated = [np.asarray(m.position) for _, m in w.commands[count:]]
     assert counters().rejected_nonfinite > refused and repeated, "refused, and the last safe command sent again"
     assert all(np.isfinite(p).all() for p in repeated)
-    w.tick(0.3)  # a planner that sends only NaN trips the command watchdog
+    w.tick(1.0)  # a planner that sends only NaN trips the command watchdog
     assert w.mode() == "HOLD" and "command watchdog" in counters().reason
     # Gains, velocity targets and efforts beyond the bounds are cut (max_effort 0: no feed-forward torque).
     w.plan_target = default.copy()
@@ -241,7 +242,8 @@ def test_a_bundle_that_does_not_fit_the_robots_description_never_plans(launch, p
     (tmp_path / "missing.yaml").write_text(yaml.safe_dump(missing))
     assert preflight.main([str(tiny_bundle), "--robot", str(tmp_path / "missing.yaml")]) == 2
 
-    node = launch(SAFETY, "ezm_safety", model_path=str(tiny_bundle), stand_up_s=0.2, robot_description=str(wrong))
+    node = launch(SAFETY, "ezm_safety", model_path=str(tiny_bundle), stand_up_s=0.2, state_timeout_s=0.5,
+                  robot_description=str(wrong))
     w = _World(probe, tiny_bundle)
     assert probe.spin_until(lambda: w.status and w.joints.get_subscription_count() > 0), node.output()
     assert "pre-flight check" in node.output() and "control rate" in node.output()
