@@ -101,6 +101,7 @@ class SimParams:
     publish_observation: bool
     lockstep_republish_s: float
     model_path: str
+    max_command_age_s: float
 
 
 #: What `ros2 param set` changes while the simulator runs; every other parameter is read-only.
@@ -135,6 +136,10 @@ def _declare_params(node: Node) -> SimParams:
         lockstep_republish_s=declare(node, "lockstep_republish_s", 0.1, "Lockstep: republish the current "
                                      "state after this many seconds without a command (lost samples).",
                                      read_only=True, bounds=(0.01, 10.0)),
+        max_command_age_s=declare(node, "max_command_age_s", 0.2, "Real time: a command planned from a state "
+                                  "older than this (sim time, s) is refused as stale, and one stamped ahead of the "
+                                  "simulation's clock as implausible (unstamped commands pass).", read_only=True,
+                                  bounds=(0.02, 10.0)),
         model_path=declare(node, "model_path", "", "The planner's model bundle ('' = the shipped one), checked at "
                            "start: one made for another robot (joints, their order, ctrl ranges) ends this node "
                            "with the differences. The launch passes the planner's.", read_only=True),
@@ -306,13 +311,18 @@ class SimNode(Node):
             command = parse_joint_command(msg.name, msg.position, msg.velocity, msg.effort, msg.kp, msg.kd,
                                           constants.ACTUATORS, self._servos.limits)
         except CommandError as err:
-            self._rejected += 1
-            if now - self._last_reject_wall > REJECT_LOG_QUIET_S:
-                self.get_logger().warning(f"rejected joint command ({err}); holding the last good command "
-                                          f"(further rejections in this burst are counted, not logged)")
-            self._last_reject_wall = now
+            self._reject(str(err), now)
             return
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        if stamp_ns and not self.p.lockstep:  # 0: an unstamped command (ros2 topic pub), which has no age
+            if stamp_ns > self._sim_time_ns:
+                self._reject(f"stamped {1e-9 * (stamp_ns - self._sim_time_ns):.3f} s ahead of the simulation's "
+                             f"clock", now)
+                return
+            if self._sim_time_ns - stamp_ns > self.p.max_command_age_s * 1e9:
+                self._reject(f"stale: planned from a state {1e-9 * (self._sim_time_ns - stamp_ns):.3f} s old "
+                             f"(max_command_age_s {self.p.max_command_age_s:g})", now)
+                return
         published = self._published_at.get(stamp_ns) if stamp_ns else None  # 0: an unstamped command
         if published is not None:
             self._latencies_ms.append(1e3 * (now - published))
@@ -337,6 +347,13 @@ class SimNode(Node):
             raise StartupError(str(err)) from None
         except (BundleError, OSError) as err:
             self.get_logger().warning(f"the planner's model was not checked against the simulated H1: {err}")
+
+    def _reject(self, reason: str, now: float) -> None:
+        self._rejected += 1
+        if now - self._last_reject_wall > REJECT_LOG_QUIET_S:
+            self.get_logger().warning(f"rejected joint command ({reason}); holding the last good command "
+                                      f"(further rejections in this burst are counted, not logged)")
+        self._last_reject_wall = now
 
     # --- stepping ---------------------------------------------------------------------------------------------
     def _tick(self) -> None:

@@ -267,3 +267,27 @@ def test_real_time_scheduling_and_cpu_affinity_are_applied_or_refused_aloud(laun
         return
     assert "SCHED_FIFO 5" in sim.output()
     assert all(os.sched_getscheduler(tid) == os.SCHED_FIFO for tid in threads)
+
+
+def test_stale_and_future_stamped_commands_are_refused_in_real_time(launch, probe):
+    sim = launch(SIM, "ezm_sim", task="stand", max_command_age_s=0.2)
+    clock = probe.collect(Clock, topics.CLOCK, qos.CLOCK)
+    diagnostics = probe.collect(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+    publisher = probe.node.create_publisher(JointCommand, topics.JOINT_COMMAND, qos.COMMAND)
+    assert probe.spin_until(lambda: clock and publisher.get_subscription_count() > 0), sim.output()
+    for _ in range(50):  # 1 s of unstamped commands: the clock runs
+        publisher.publish(_command())
+        probe.spin_for(0.02)
+    now_ns = conversions.stamp_to_ns(clock[-1][1].clock)
+    assert now_ns > 500_000_000
+    publisher.publish(_command(stamp=conversions.stamp_from_ns(now_ns - 400_000_000)))  # 0.4 s old
+    publisher.publish(_command(stamp=conversions.stamp_from_ns(now_ns + 5_000_000_000)))  # 5 s ahead
+    assert probe.spin_until(lambda: int(diagnostics_values(diagnostics[-1][1])["commands_rejected"]) >= 2, 3.0)
+    output = sim.output()
+    assert "stale: planned from a state" in output or "ahead of the simulation's clock" in output, output
+    rejected = int(diagnostics_values(diagnostics[-1][1])["commands_rejected"])
+    for _ in range(10):  # each stamped with the newest state's time, as a planner does
+        publisher.publish(_command(stamp=clock[-1][1].clock))
+        probe.spin_for(0.02)
+    probe.spin_for(0.6)
+    assert int(diagnostics_values(diagnostics[-1][1])["commands_rejected"]) == rejected, "a fresh stamp passes"
