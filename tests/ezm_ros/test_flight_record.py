@@ -66,3 +66,27 @@ def test_a_file_that_is_not_a_record_is_refused_with_the_reason(tmp_path, capsys
     bogus.write_bytes(b"not an mcap file at all")
     assert record_summary.main([str(bogus)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_every_node_of_the_stack_ends_cleanly_on_sigterm(launch, probe, tiny_bundle, tmp_path):
+    # What a process manager (systemd, docker stop, a launch shutting down) sends: each node ends with rc 0
+    # and no traceback, and the recorder finishes its file on the way out.
+    import signal
+
+    path = tmp_path / "sigterm.mcap"
+    started = [launch(SIM, "ezm_sim", task="stand"),
+               launch(PLANNER, "ezm_planner", model_path=str(tiny_bundle), task="stand"),
+               launch("ezm_ros.safety_node", "ezm_safety", model_path=str(tiny_bundle)),
+               launch(RECORDER, "ezm_recorder", path=str(path), discovery_period_s=0.2)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(word in node.output() for node, word in
+                                                  zip(started, ("simulating", "model", "guarding", "recording"))):
+        time.sleep(0.1)
+    probe.spin_for(1.0)
+    for node in started:
+        assert node.alive(), node.output()
+        node.process.send_signal(signal.SIGTERM)
+    for node in started:
+        assert node.process.wait(timeout=30) == 0, node.output()
+        assert "Traceback" not in node.output(), node.output()
+    assert record_summary.main([str(path)]) == 0
