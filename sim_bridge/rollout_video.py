@@ -56,7 +56,8 @@ class RolloutRecorder:
         return len(self._frames)
 
     def write(self, path: Path) -> int:
-        """Render the recorded frames to an H.264 MP4 at `path`; returns the number of frames."""
+        """Render the recorded frames to an H.264 MP4 at `path`, or, for a `.gif` path, to a looping GIF at
+        half size and half rate (small enough to sit in a README); returns the number of frames."""
         import imageio.v2 as imageio
 
         import sim_bridge
@@ -67,10 +68,16 @@ class RolloutRecorder:
             return 0
         path.parent.mkdir(parents=True, exist_ok=True)
         width, height = FRAME_SIZE_PX
-        writer = imageio.get_writer(path, fps=VIDEO_FPS, codec="libx264", macro_block_size=1)
+        gif = path.suffix.lower() == ".gif"
+        if gif:  # every second frame, at half the size: 12.5 fps, 240 x 180
+            writer = imageio.get_writer(path, mode="I", duration=2000 / VIDEO_FPS, loop=0)
+        else:
+            writer = imageio.get_writer(path, fps=VIDEO_FPS, codec="libx264", macro_block_size=1)
         env, task = None, None
         try:
-            for frame in self._frames:
+            for index, frame in enumerate(self._frames):
+                if gif and index % 2:
+                    continue
                 if frame.task != task:
                     if env is not None:
                         env.close()
@@ -82,7 +89,8 @@ class RolloutRecorder:
                     continue  # a state from before a scene change
                 _restore_task_state(env, frame.task_values)
                 env.set_state(frame.qpos, np.zeros(env.model.nv))
-                writer.append_data(env.render())
+                image = env.render()
+                writer.append_data(image[::2, ::2] if gif else image)
         finally:
             writer.close()
             if env is not None:
