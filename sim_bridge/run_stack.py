@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--record", action="store_true", help=defaults["record"].description)
     parser.add_argument("--safety", action="store_true", help=defaults["safety"].description)
     parser.add_argument("--duration", type=float, default=0.0, help="Stop after this many seconds (0: at Ctrl-C).")
-    parser.add_argument("--video", type=Path, default=Path("out/sim.mp4"), help="Rollout video written on exit (.mp4, or .gif: half size and rate, for a README).")
+    parser.add_argument("--video", type=Path, default=Path("out/sim.mp4"),
+                        help="Rollout video written on exit (.mp4, or .gif: half size and rate, for a README).")
     parser.add_argument("--no-video", action="store_true", help="Write no video.")
     parser.add_argument("--video-seconds", type=float, default=10.0,
                         help="Length of the video: the last N s of the run (rendering takes ~3 s per s on 2 cores).")
