@@ -26,7 +26,8 @@ such commands trips the command watchdog); position targets are clamped into the
 bundle's ctrl ranges) less `limit_margin_rad`; each target moves at most `max_target_rate_rad_s` of wall
 time; kp, kd, velocity targets and feed-forward efforts are cut to `max_kp`, `max_kd`,
 `max_joint_speed_rad_s` and `max_effort`. And on the state: pelvis tilt over `max_tilt_rad`, or
-`speed_guard_joints` joints over `max_joint_speed_rad_s`, latch E_STOP; no joint state or no odometry for
+`speed_guard_joints` joints over `max_joint_speed_rad_s`, latch E_STOP (in the modes that drive the robot:
+STAND_UP, HOLD, PLAN); no joint state or no odometry for
 `state_timeout_s` drops to DAMPING; no accepted planner command for `command_timeout_s` in PLAN drops to
 HOLD. Lockstep simulation has no wall-clock rate, so the layer is not for lockstep runs (the stack refuses
 the pair).
@@ -67,6 +68,11 @@ class Mode(enum.Enum):
     HOLD = "HOLD"
     PLAN = "PLAN"
     E_STOP = "E_STOP"
+
+
+#: Modes that drive the robot to a pose, where the tilt and joint-speed guards act. In PASSIVE and DAMPING
+#: the robot is already limp (a fallen robot can be reset and lifted without the guards tripping again).
+DRIVEN: Final = (Mode.STAND_UP, Mode.HOLD, Mode.PLAN)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +285,7 @@ class SafetyNode(Node):
         self.faults &= ~SafetyStatus.FAULT_STATE_NONFINITE
         self._q, self._state_wall, self._state_stamp = q, time.monotonic(), msg.header.stamp
         fast = int(np.sum(np.abs(dq) > self.p.max_joint_speed_rad_s))
-        if fast >= self.p.speed_guard_joints and self.mode not in (Mode.PASSIVE, Mode.E_STOP):
+        if fast >= self.p.speed_guard_joints and self.mode in DRIVEN:
             self.faults |= SafetyStatus.FAULT_JOINT_SPEED
             self.request("estop", f"joint-speed guard: {fast} joints over {self.p.max_joint_speed_rad_s:g} rad/s")
 
@@ -291,7 +297,7 @@ class SafetyNode(Node):
             return
         self._odom_wall = time.monotonic()
         tilt = tilt_of(quat)
-        if tilt > self.p.max_tilt_rad and self.mode not in (Mode.PASSIVE, Mode.E_STOP):
+        if tilt > self.p.max_tilt_rad and self.mode in DRIVEN:
             self.faults |= SafetyStatus.FAULT_TILT
             self.request("estop", f"tilt guard: pelvis {math.degrees(tilt):.0f} degrees from upright")
 

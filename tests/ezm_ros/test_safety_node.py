@@ -255,3 +255,17 @@ def test_a_bundle_that_does_not_fit_the_robots_description_never_plans(launch, p
     refused = w.call("plan")
     assert not refused.success and "pre-flight check failed" in refused.message and "limits of" in refused.message
     assert w.mode() == "HOLD"
+
+
+def test_a_fallen_robot_can_be_reset_and_stays_limp(world):
+    w = world
+    _to_plan(w)
+    w.quat = np.array([math.cos(0.8), math.sin(0.8), 0.0, 0.0])  # lying on its side
+    w.tick(0.2)
+    assert w.mode() == "E_STOP"
+    assert w.call("reset").success
+    w.tick(0.3)  # still lying: DAMPING does not drive it, so the tilt guard does not trip again
+    assert w.mode() == "DAMPING" and w.status[-1][1].estops == 1
+    assert w.call("stand_up").success  # standing up is the operator's call; the guard acts once it drives
+    w.tick(0.2)
+    assert w.mode() == "E_STOP" and w.status[-1][1].estops == 2
