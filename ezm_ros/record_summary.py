@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         record = read(args.record)
-    except (OSError, Exception) as err:  # mcap raises its own types for a cut-short or foreign file
+    except Exception as err:  # noqa: BLE001  OSError, or mcap's own types for a cut-short or foreign file
         print(f"ezm-record-summary: cannot read {args.record}: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
     print(summary(record))
