@@ -278,16 +278,22 @@ def test_stale_and_future_stamped_commands_are_refused_in_real_time(launch, prob
     for _ in range(50):  # 1 s of unstamped commands: the clock runs
         publisher.publish(_command())
         probe.spin_for(0.02)
-    now_ns = conversions.stamp_to_ns(clock[-1][1].clock)
-    assert now_ns > 500_000_000
-    publisher.publish(_command(stamp=conversions.stamp_from_ns(now_ns - 400_000_000)))  # 0.4 s old
-    publisher.publish(_command(stamp=conversions.stamp_from_ns(now_ns + 5_000_000_000)))  # 5 s ahead
-    assert probe.spin_until(lambda: int(diagnostics_values(diagnostics[-1][1])["commands_rejected"]) >= 2, 3.0)
-    output = sim.output()
-    assert "stale: planned from a state" in output or "ahead of the simulation's clock" in output, output
-    rejected = int(diagnostics_values(diagnostics[-1][1])["commands_rejected"])
+    rejected = lambda: int(diagnostics_values(diagnostics[-1][1])["commands_rejected"])  # noqa: E731
+    # One at a time: the simulator reads commands with depth 1, so a second one sent at once may replace the first.
+    for offset_ns, reason in ((-400_000_000, "stale: planned from a state"),  # 0.4 s old
+                              (5_000_000_000, "ahead of the simulation's clock")):  # 5 s ahead
+        before = rejected()
+        now_ns = conversions.stamp_to_ns(clock[-1][1].clock)
+        assert now_ns > 500_000_000
+        publisher.publish(_command(stamp=conversions.stamp_from_ns(now_ns + offset_ns)))
+        assert probe.spin_until(lambda: rejected() > before, 5.0), sim.output()
+        assert reason in sim.output(), sim.output()
+        probe.spin_for(1.1)  # past the log's quiet period, so the next rejection is logged too
+    before = rejected()
     for _ in range(10):  # each stamped with the newest state's time, as a planner does
         publisher.publish(_command(stamp=clock[-1][1].clock))
         probe.spin_for(0.02)
     probe.spin_for(0.6)
-    assert int(diagnostics_values(diagnostics[-1][1])["commands_rejected"]) == rejected, "a fresh stamp passes"
+    # A fresh stamp passes. (The probe's newest clock may lag the simulator's on a loaded machine, so a few may
+    # be old by the time they land; a check that refused fresh stamps would refuse all ten.)
+    assert rejected() - before <= 3, "fresh stamps pass"
