@@ -31,7 +31,8 @@ from sim_bridge.bundle_eval import EPISODE_STEPS, run_episode  # noqa: E402
 from sim_bridge.perturbations import LEVELS, Perturbed  # noqa: E402
 
 
-def run(bundle_dir: Path, tasks: list[str], levels: list[str], episodes: int, seed: int) -> list[dict]:
+def run(bundle_dir: Path, tasks: list[str], levels: list[str], episodes: int, seed: int) -> tuple[list[dict], str]:
+    """The table's rows, and the bundle's model id."""
     bundle = load_bundle(bundle_dir, RuntimeSettings())
     planner = Planner(bundle, PlannerSettings(deadline_ms=float("inf")))
     rows = []
@@ -50,7 +51,7 @@ def run(bundle_dir: Path, tasks: list[str], levels: list[str], episodes: int, se
                          "length": lengths.mean(), "falls": float(np.mean(lengths < EPISODE_STEPS)),
                          "pushes": env.pushes})
             print(rows[-1], flush=True)
-    return rows
+    return rows, bundle.manifest.model_id
 
 
 def report(rows: list[dict], args, bundle_dir: Path, model_id: str) -> str:
@@ -78,10 +79,8 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown levels {unknown}; known: {', '.join(LEVELS)}")
     bundle_dir = model_path.resolve(args.model)
-    rows = run(bundle_dir, args.tasks.split(","), args.levels.split(","), args.episodes, args.seed)
-    from ezm_ros.bundle import read_manifest
-
-    section = report(rows, args, bundle_dir, read_manifest(bundle_dir).model_id)
+    rows, model_id = run(bundle_dir, args.tasks.split(","), args.levels.split(","), args.episodes, args.seed)
+    section = report(rows, args, bundle_dir, model_id)
     print(section)
     if args.append is not None:
         with open(args.append, "a") as handle:

@@ -309,7 +309,7 @@ class SafetyNode(Node):
                 if self._send_guarded(msg):
                     self._planner_wall = time.monotonic()
                 elif self._last_safe is not None:
-                    self._publish(self._last_safe)  # the robot keeps its last safe command meanwhile
+                    self._pub_command.publish(self._last_safe)  # the robot keeps its last safe command
             elif self._usable(msg):
                 self._planner_wall = time.monotonic()
         except Exception as err:  # noqa: BLE001  a crafted message must not end the safety layer
@@ -439,11 +439,8 @@ class SafetyNode(Node):
         out.header.stamp = msg.header.stamp if (msg.header.stamp.sec or msg.header.stamp.nanosec) else (
             self._state_stamp if self._state_stamp is not None else out.header.stamp)
         self._last_target, self._last_sent_wall, self._last_safe = target, now, out
-        self._publish(out)
+        self._pub_command.publish(out)
         return True
-
-    def _publish(self, command: JointCommand) -> None:
-        self._pub_command.publish(command)
 
     def _publish_status(self) -> None:
         msg = SafetyStatus(mode=self.mode.value, reason=self.reason, faults=self.faults,

@@ -84,7 +84,6 @@ class Perturbed(gymnasium.Wrapper):
         self._bias = np.zeros(len(self._observed))
         self._pending: collections.deque[np.ndarray] = collections.deque()
         self.pushes = 0  # pushes so far (all episodes)
-        self.draw: dict[str, np.ndarray] = {}  # this episode's factors, for inspection
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._rng = np.random.default_rng(None if seed is None else [seed, 0x5eed])
@@ -143,7 +142,6 @@ class Perturbed(gymnasium.Wrapper):
         model.actuator_biasprm[:, 1] = self._nominal["bias"] * kp
         self._bias = rng.normal(0.0, p.obs_bias_std, size=len(self._observed)) if p.obs_bias_std else \
             np.zeros(len(self._observed))
-        self.draw = {"mass": mass, "friction": friction, "kp": kp, "obs_bias": self._bias}
 
     def _observe(self, obs: np.ndarray) -> np.ndarray:
         p = self.perturbation

@@ -179,8 +179,6 @@ def check_robot(bundle: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.safety and args.lockstep:
-        parser.error("--safety and --lockstep cannot go together: the safety layer's watchdogs run on wall time")
     model, label = resolve_model(args.model)
     check_robot(model)
     print(f"ezm-sim: model {model} ({label})", flush=True)
@@ -188,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  rviz=args.rviz, web_view=args.web_view, namespace=args.namespace.strip("/"),
                                  publish_clock=not args.no_clock, record=args.record,
                                  safety=args.safety)
+    try:
+        nodes.stack_nodes(options)  # the one place that knows which options cannot go together
+    except ValueError as err:
+        parser.error(str(err))
 
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
