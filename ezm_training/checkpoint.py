@@ -75,6 +75,14 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def seed_global_rngs(seed: int) -> None:
+    """Seed the process-global RNGs (python, numpy legacy, torch) of a new run, so that a run is a function of
+    its seed, and two runs of one seed, one of them stopped and resumed, agree to the last RNG state."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])

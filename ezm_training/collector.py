@@ -88,6 +88,21 @@ class _EpisodeBlocks:
     def _drop(self, count: int) -> None:
         self.obs, self.actions, self.rewards = self.obs[count:], self.actions[count:], self.rewards[count:]
 
+    def state_dict(self) -> dict[str, np.ndarray | list]:
+        """The unfinished blocks as arrays: obs (k+1, D), actions (k, A), rewards (k,); with k = 0 the last two
+        are empty lists (an empty numpy array pickles through a global that checkpoint loading refuses)."""
+        if not self.actions:
+            return {"obs": np.stack(self.obs), "actions": [], "rewards": []}
+        return {"obs": np.stack(self.obs), "actions": np.stack(self.actions),
+                "rewards": np.asarray(self.rewards, dtype=np.float64)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        obs, actions, rewards = (np.asarray(state[key]) for key in ("obs", "actions", "rewards"))
+        if len(obs) != len(actions) + 1 or len(rewards) != len(actions):
+            raise ValueError(f"unfinished blocks with {len(obs)} observations, {len(actions)} actions and "
+                             f"{len(rewards)} rewards: they must be n + 1, n and n")
+        self.obs, self.actions, self.rewards = list(obs), list(actions), [float(r) for r in rewards]
+
 
 class SearchStatMeans:
     """Sums of the acting searches' diagnostics (diagnostics.search_stats); `pop` gives their means since the
@@ -120,7 +135,7 @@ class Collector:
     """Steps a MultiTaskVectorEnv-like `venv` (reset, step, reset_envs; same-step autoreset with
     infos[i]["final_obs"]) whose env i runs config task i mod T."""
 
-    def __init__(self, cfg: EZMConfig, venv, device: torch.device | str = "cpu"):
+    def __init__(self, cfg: EZMConfig, venv, device: torch.device | str = "cpu", resume_count: int = 0):
         self.cfg = cfg
         self.venv = venv
         self.device = torch.device(device)
@@ -137,7 +152,11 @@ class Collector:
                         for t in self.env_task]
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
-        obs = venv.reset(seed=cfg.seed)
+        # Seeds the env resets and the search keys. A resumed run whose episodes in flight cannot be restored
+        # (an old checkpoint, an env without snapshots) starts fresh ones with new seeds, never replaying the
+        # first run's; restored episodes bring their own seed back (load_state_dict).
+        self.seed = cfg.seed + 1_000 * resume_count
+        obs = venv.reset(seed=self.seed)
         self._obs = obs
         for blocks, row in zip(self._blocks, obs):
             blocks.start(row)
@@ -167,7 +186,7 @@ class Collector:
             if not warm.all():
                 obs = torch.as_tensor(self._obs, dtype=torch.float32, device=self.device)
                 task = torch.as_tensor(self.env_task, device=self.device)
-                keys = search_keys(cfg.seed, self.num_envs, self.calls, device=self.device)
+                keys = search_keys(self.seed, self.num_envs, self.calls, device=self.device)
                 initial = model.initial_inference(obs, task)
                 out = search_from_root(model, initial, task, keys, cfg, widen=True)
                 searched = out.action.float().cpu().numpy()
@@ -226,11 +245,32 @@ class Collector:
                 self._blocks[i].start(row)
 
     def state_dict(self) -> dict:
-        """Counters and the warm-up RNG. In-progress episodes are not saved: a resumed run restarts them."""
-        return {"calls": self.calls, "transitions": self.transitions.copy(), "rng": self.rng.bit_generator.state,
-                "long_episodes": self.long_episodes, "recent_returns": [list(r) for r in self.recent_returns]}
+        """Counters, the warm-up RNG, the acting diagnostics not yet logged, and the episodes in flight (each
+        env's physics and RNG, its unfinished blocks, return and length: `in_flight`), so that a resumed
+        collector continues bit for bit. `in_flight` is left out where the vector env cannot snapshot its
+        envs (`MultiTaskVectorEnv.snapshot`); a resume then starts fresh episodes."""
+        state = {"calls": self.calls, "transitions": self.transitions.copy(), "rng": self.rng.bit_generator.state,
+                 "long_episodes": self.long_episodes, "recent_returns": [list(r) for r in self.recent_returns],
+                 "seed": self.seed, "search_stat_sums": [dict(self.search_stats.sums), self.search_stats.count]}
+        snapshots = self.venv.snapshot() if hasattr(self.venv, "snapshot") else [None]
+        if all(snapshot is not None for snapshot in snapshots):
+            state["in_flight"] = {"envs": snapshots, "obs": self._obs.copy(), "returns": self._returns.copy(),
+                                  "lengths": self._lengths.copy(), "blocks": [b.state_dict() for b in self._blocks]}
+        return state
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, episodes: bool = True) -> bool:
+        """Counters and RNGs; with `episodes`, also the episodes in flight when the state has them. Returns
+        whether they were restored (else the episodes started at construction go on). ValueError if they do
+        not fit this collector's envs (checked before anything is changed, but for the envs' own check)."""
+        flight = state.get("in_flight") if episodes else None
+        if flight is not None:
+            obs = np.asarray(flight["obs"])
+            if obs.shape != self._obs.shape or len(flight["blocks"]) != self.num_envs:
+                raise ValueError(f"the episodes in flight were collected on {len(flight['blocks'])} envs with "
+                                 f"observations {obs.shape}; this collector has {self._obs.shape}")
+            blocks = [_EpisodeBlocks(b.task, b.block, b.pad) for b in self._blocks]
+            for block, block_state in zip(blocks, flight["blocks"]):
+                block.load_state_dict(block_state)
         self.calls = int(state["calls"])
         self.transitions = np.asarray(state["transitions"], dtype=np.int64).copy()
         self.rng.bit_generator.state = state["rng"]
@@ -238,3 +278,15 @@ class Collector:
         for queue, values in zip(self.recent_returns, state["recent_returns"]):
             queue.clear()
             queue.extend(values)
+        if "search_stat_sums" in state:
+            self.search_stats.pop_sums()
+            self.search_stats.add(*state["search_stat_sums"])
+        if flight is None:
+            return False
+        self.venv.restore(flight["envs"])
+        self._blocks = blocks
+        self._obs = obs.copy()
+        self._returns = np.asarray(flight["returns"], dtype=np.float64).copy()
+        self._lengths = np.asarray(flight["lengths"], dtype=np.int64).copy()
+        self.seed = int(state["seed"])
+        return True

@@ -23,12 +23,14 @@ import multiprocessing
 import signal
 import traceback
 
+import numpy as np
 import torch
 
 from ezm_training import envs
-from ezm_training.collector import Collector, CollectResult, SearchStatMeans
+from ezm_training.collector import Collector, CollectResult, Episode, SearchStatMeans
 from ezm_training.config import EZMConfig
 from ezm_training.networks import WorldModel
+from ezm_training.replay import Segment
 
 # Seconds to wait for the child to start (imports, env workers, the first reset) before calling it failed.
 _START_TIMEOUT_S = 300.0
@@ -42,16 +44,18 @@ class CollectorProcess:
     """
 
     def __init__(self, cfg: EZMConfig, env_ids: list[str], *, num_workers: int | None = None,
-                 state: dict | None = None):
+                 state: dict | None = None, resume_count: int = 0, restore_episodes: bool = True):
         self.cfg = cfg
         self.long_episodes = False
         self.search_stats = SearchStatMeans()  # transitions and timers come with every reply (`_update`)
         self._pending = False
+        self._held: dict | None = None  # a chunk's reply taken from the child before a save, not yet result()'d
         context = multiprocessing.get_context("spawn")  # never fork a process that holds torch's threads
         self._connection, child = context.Pipe()
         # Not a daemon: daemonic processes may not start the env workers. The child dies with this process
         # (ezm_ros.process_lifetime.die_with_parent) and `close` ends it.
-        self._process = context.Process(target=_serve, args=(child, cfg.to_json(), list(env_ids), num_workers, state),
+        self._process = context.Process(target=_serve, args=(child, cfg.to_json(), list(env_ids), num_workers, state,
+                                                             resume_count, restore_episodes),
                                         name="ezm-collector")
         self._process.start()
         child.close()
@@ -59,6 +63,14 @@ class CollectorProcess:
             self.close()
             raise RuntimeError(f"the collector process did not start within {_START_TIMEOUT_S:.0f} s")
         self._update(self._receive())
+        if state is not None and restore_episodes and "held_chunk" in state:
+            # Continue exactly where the saving trainer was: the chunk it had in flight is back in flight, and
+            # the counts it had seen are those it had not yet been told the chunk's.
+            self.transitions = np.asarray(state["seen_transitions"], dtype=np.int64).copy()
+            self.search_stats.pop_sums()
+            self.search_stats.add(*state["seen_stat_sums"])
+            if state["held_chunk"] is not None:
+                self._held, self._pending = _reply_from_state(state["held_chunk"]), True
 
     @property
     def pending(self) -> bool:
@@ -78,7 +90,7 @@ class CollectorProcess:
         if not self._pending:
             raise RuntimeError("no chunk in flight; submit() one first")
         self._pending = False
-        reply = self._receive()
+        reply, self._held = (self._held, None) if self._held is not None else (self._receive(), None)
         self._update(reply)
         return reply["result"]
 
@@ -91,11 +103,17 @@ class CollectorProcess:
         return self.search_stats.pop()
 
     def state_dict(self) -> dict:
-        """The child's `Collector.state_dict()`; a chunk in flight must be taken first (its steps count)."""
-        if self._pending:
-            raise RuntimeError("take the chunk in flight (result()) before saving the collector's state")
+        """The child's `Collector.state_dict()` (its episodes in flight included), plus what this side holds:
+        the chunk in flight (waited for and kept, still to be taken with `result()`, so that saving changes
+        nothing in the run) and the counts and diagnostics of the chunks taken so far."""
+        if self._pending and self._held is None:
+            self._held = self._receive()
         self._send("state", None)
-        return self._receive()["state"]
+        state = self._receive()["state"]
+        state["held_chunk"] = _reply_to_state(self._held) if self._pending else None
+        state["seen_transitions"] = np.asarray(self.transitions).copy()
+        state["seen_stat_sums"] = [dict(self.search_stats.sums), self.search_stats.count]
+        return state
 
     def close(self) -> None:
         if self._process is None:
@@ -142,7 +160,27 @@ class CollectorProcess:
         return payload
 
 
-def _serve(connection, cfg_json: str, env_ids: list[str], num_workers: int | None, state: dict | None) -> None:
+def _reply_to_state(reply: dict) -> dict:
+    """A chunk's reply as arrays and plain values (a checkpoint's state.pt unpickles nothing else)."""
+    result = reply["result"]
+    return {"transitions": np.asarray(reply["transitions"]).copy(), "timers": dict(reply["timers"]),
+            "stat_sums": [dict(reply["stat_sums"][0]), int(reply["stat_sums"][1])], "env_steps": result.env_steps,
+            "segments": [{"task": seg.task, "obs": seg.obs, "actions": seg.actions, "rewards": seg.rewards,
+                          "owned": seg.owned, "terminated": seg.terminated} for seg in result.segments],
+            "episodes": [[ep.task, ep.ret, ep.length, ep.terminated] for ep in result.episodes]}
+
+
+def _reply_from_state(state: dict) -> dict:
+    result = CollectResult(segments=[Segment(**segment) for segment in state["segments"]],
+                           episodes=[Episode(int(task), float(ret), int(length), bool(terminated))
+                                     for task, ret, length, terminated in state["episodes"]],
+                           env_steps=int(state["env_steps"]))
+    return {"transitions": np.asarray(state["transitions"], dtype=np.int64), "timers": dict(state["timers"]),
+            "stat_sums": tuple(state["stat_sums"]), "result": result}
+
+
+def _serve(connection, cfg_json: str, env_ids: list[str], num_workers: int | None, state: dict | None,
+           resume_count: int, restore_episodes: bool) -> None:
     """The child: build the env and the collector, then serve collect / state / close until told to stop."""
     from ezm_ros.process_lifetime import die_with_parent
 
@@ -155,9 +193,10 @@ def _serve(connection, cfg_json: str, env_ids: list[str], num_workers: int | Non
         dims, action_dim = envs.task_dims(cfg.task_ids)
         model = WorldModel(cfg, dims, action_dim).eval().requires_grad_(False)
         venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=num_workers)
-        collector = Collector(cfg, venv)  # acting runs on the CPU here, whatever the learner's device
+        # acting runs on the CPU here, whatever the learner's device
+        collector = Collector(cfg, venv, resume_count=resume_count)
         if state is not None:
-            collector.load_state_dict(state)
+            collector.load_state_dict(state, episodes=restore_episodes)
 
         def reply(**extra):
             connection.send(("ok", {"transitions": collector.transitions.copy(), "timers": dict(collector.timers),

@@ -13,9 +13,13 @@ The parts talk through narrow calls (collect -> segments; sample -> Batch; reana
 update -> stats), so a later change can run collectors and reanalysers as Ray actors.
 
 Resume (`Trainer(cfg, run_dir, resume=checkpoint)`): model, optimiser, target/actor models, replay,
-counters and every RNG come back; the episodes that were in progress in the env workers do not (their
-stored blocks do), so collection restarts with fresh episodes, seeded from (seed, resume count). The CSV
-logs are cut back to the rows the checkpoint had seen, so rows written after it are not there twice.
+counters, every RNG and the episodes in flight (each env's physics and RNG, the collector's unfinished
+blocks, a chunk the collector process had in flight) come back, so the resumed run is the uninterrupted one,
+bit for bit on a CPU (tests/ezm_training/test_train_smoke.py). Saving changes nothing in the run: a chunk in
+flight is waited for and kept in flight, not stored early. A checkpoint without episodes (written before they
+were saved, or of envs that cannot be captured) resumes with fresh episodes, seeded from (seed, resume
+count). The CSV logs are cut back to the rows the checkpoint had seen, so rows written after it are not
+there twice.
 `rebuild_replay=True` resumes a checkpoint without its replay (carried from another machine): the replay
 starts empty and is refilled from start_transitions_per_task at the run's replay ratio, counted from the
 resumed update (docs/design.md, "Carrying a run between machines").
@@ -140,7 +144,9 @@ class Trainer:
         self.last_returns: dict[str, float] = {}
         self.replay_from_step = 0  # the update the replay was (re)started at; pacing counts from it
         state = None
-        if resume is not None:
+        if resume is None:
+            ckpt.seed_global_rngs(cfg.seed)  # a resume restores them instead
+        else:
             state, replay_state, _ = ckpt.load_checkpoint(resume, map_location=self.device,
                                                           without_replay=rebuild_replay)
             self.learner.load_state_dict(state["learner"])
@@ -159,7 +165,7 @@ class Trainer:
             self.num_evals = int(state.get("num_evals", 0))
             self.last_returns = dict(state["last_returns"])
             log.info("resumed from %s at step %d (%d env steps)", resume, self.learner.step, self.env_steps)
-        self.collector = self._make_collector(state["collector"] if state else None)
+        self.collector = self._make_collector(state["collector"] if state else None, episodes=not rebuild_replay)
         rows = state.get("log_rows", {}) if state else {}
         self.train_log, self.episode_log, self.eval_log = (
             _CsvLog(self.run_dir / name, keep_rows=rows.get(name)) for name in _LOGS)
@@ -169,18 +175,23 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
-    def _make_collector(self, state: dict | None) -> Collector | CollectorProcess:
+    def _make_collector(self, state: dict | None, episodes: bool) -> Collector | CollectorProcess:
+        """The collector, with the checkpoint's episodes in flight when it has them and `episodes` (a rebuilt
+        replay starts fresh episodes: the blocks before them are gone with the replay)."""
         cfg = self.cfg
         num_envs = cfg.num_actors * cfg.envs_per_task * cfg.num_tasks
         env_ids = [cfg.task_ids[i % cfg.num_tasks] for i in range(num_envs)]
-        # A resumed run starts fresh episodes with new seeds, never replaying the first run's.
-        collector_cfg = cfg.replace(seed=cfg.seed + 1_000 * self.resume_count)
-        if cfg.collector_process:
-            return CollectorProcess(collector_cfg, env_ids, num_workers=self.num_workers, state=state)
-        venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=self.num_workers)
-        collector = Collector(collector_cfg, venv, self.device)
+        restored = state is not None and episodes and "in_flight" in state
         if state is not None:
-            collector.load_state_dict(state)
+            log.info("episodes in flight: %s", "restored, the run continues bit for bit" if restored else
+                     "not restored (not in the checkpoint, or the replay is rebuilt); fresh episodes start")
+        if cfg.collector_process:
+            return CollectorProcess(cfg, env_ids, num_workers=self.num_workers, state=state,
+                                    resume_count=self.resume_count, restore_episodes=episodes)
+        venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=self.num_workers)
+        collector = Collector(cfg, venv, self.device, resume_count=self.resume_count)
+        if state is not None:
+            collector.load_state_dict(state, episodes=episodes)
         return collector
 
     @property
@@ -269,11 +280,6 @@ class Trainer:
             self.collector.submit(self.learner.actor_model, steps_per_call)
         self.timers["collect"] = self.timers.get("collect", 0.0) + time.perf_counter() - start
 
-    def _take_pending_chunk(self) -> None:
-        """Store a chunk still in flight (before a checkpoint: its steps are in the collector's counters)."""
-        if isinstance(self.collector, CollectorProcess) and self.collector.pending:
-            self._store(self.collector.result())
-
     def _store(self, result) -> None:
         """A collected chunk into the replay, the counters and the episode log."""
         for segment in result.segments:
@@ -346,7 +352,6 @@ class Trainer:
                              for csv_log in (self.train_log, self.episode_log, self.eval_log)}}
 
     def save(self) -> Path:
-        self._take_pending_chunk()
         start = time.perf_counter()
         path = ckpt.save_checkpoint(self.run_dir / "checkpoints", self.learner.step, self.state_dict(),
                                     self.replay.state_dict(), self.cfg.to_json(), keep=self.cfg.keep_checkpoints)

@@ -186,6 +186,26 @@ class HumanoidEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     def task_state(self, state: dict[str, Any]) -> None:
         self.task.task_state = state
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the next steps depend on, as arrays and plain values (a checkpoint stores it):
+        MuJoCo's integration state (qpos, qvel, act, warm start, ctrl, time, ...: what `mj_step` reads),
+        the env's RNG, the task's state and the last observation. `restore` on an env of the same task and
+        robot continues the episode bit for bit."""
+        return {"physics": physics_state(self.model, self.data), "np_random": self.np_random.bit_generator.state,
+                "task_state": self.task_state, "last_obs": self._last_obs.copy()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue the episode `snapshot` was taken in. ValueError (nothing changed) if it does not fit."""
+        last_obs = np.asarray(snapshot["last_obs"], dtype=np.float64)
+        if last_obs.shape != self._last_obs.shape:
+            raise ValueError(f"snapshot observation has shape {last_obs.shape}, this env's is {self._last_obs.shape}")
+        generator = np.random.Generator(np.random.PCG64())
+        generator.bit_generator.state = snapshot["np_random"]  # a foreign bit generator raises here
+        set_physics_state(self.model, self.data, snapshot["physics"])
+        self.task_state = dict(snapshot["task_state"])
+        self.np_random = generator
+        self._last_obs = last_obs.copy()
+
     # --- helpers ------------------------------------------------------------------------------------------
     def _checked_action(self, action: np.ndarray) -> np.ndarray:
         """The action as a numeric array of the right shape with finite entries, else ValueError.
@@ -207,4 +227,31 @@ class HumanoidEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         return arr
 
 
-__all__ = ["DEFAULT_RENDER_SIZE_PX", "RESET_NOISE", "HumanoidEnv"]
+
+#: What `mj_step` reads: MuJoCo's documented set for reproducing a simulation exactly (mjSTATE_INTEGRATION).
+_INTEGRATION_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def physics_state(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    """MuJoCo's integration state of `data` as one float64 vector (`set_physics_state` puts it back)."""
+    state = np.empty(mujoco.mj_stateSize(model, _INTEGRATION_STATE))
+    mujoco.mj_getState(model, data, state, _INTEGRATION_STATE)
+    return state
+
+
+def set_physics_state(model: mujoco.MjModel, data: mujoco.MjData, state: np.ndarray) -> None:
+    """Put back a `physics_state` vector and recompute the derived quantities (positions, contacts, sensors)
+    that readers of `data` see, without touching the state. ValueError if it has the wrong size or is not
+    finite (nothing is changed then)."""
+    state = np.asarray(state, dtype=np.float64)
+    size = mujoco.mj_stateSize(model, _INTEGRATION_STATE)
+    if state.shape != (size,):
+        raise ValueError(f"physics state has shape {state.shape}, this model's is ({size},)")
+    if not np.isfinite(state).all():
+        raise ValueError("physics state must be finite")
+    mujoco.mj_setState(model, data, state, _INTEGRATION_STATE)
+    mujoco.mj_forward(model, data)
+    mujoco.mj_setState(model, data, state, _INTEGRATION_STATE)  # mj_forward may not change what mj_step reads
+
+
+__all__ = ["DEFAULT_RENDER_SIZE_PX", "RESET_NOISE", "HumanoidEnv", "physics_state", "set_physics_state"]

@@ -37,10 +37,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium
+import mujoco
 import numpy as np
 
 from ezm_ros.process_lifetime import die_with_parent
 from sim_bridge import registry
+from sim_bridge.env import physics_state, set_physics_state
 from sim_bridge.h1.constants import COLLISION_HUMANOIDBENCH, NU
 
 
@@ -98,6 +100,49 @@ def make_h1(env_id: str, collision: str = COLLISION_HUMANOIDBENCH) -> gymnasium.
     return make(env_id, collision=collision)
 
 
+def env_snapshot(env: gymnasium.Env) -> dict[str, Any] | None:
+    """The state of one env's episode in progress, with its wrappers' (TimeLimit's step count), as arrays and
+    plain values; None for an env this cannot capture exactly (neither `snapshot()` on the unwrapped env, as
+    `sim_bridge.env.HumanoidEnv` has, nor a gymnasium MuJoCo env)."""
+    base = env.unwrapped
+    if hasattr(base, "snapshot"):
+        state = base.snapshot()
+    elif isinstance(getattr(base, "model", None), mujoco.MjModel) and isinstance(getattr(base, "data", None),
+                                                                                mujoco.MjData):
+        state = {"physics": physics_state(base.model, base.data), "np_random": base.np_random.bit_generator.state}
+    else:
+        return None
+    return {"env": state, "elapsed_steps": [wrapper._elapsed_steps for wrapper in _time_limits(env)]}
+
+
+def restore_env(env: gymnasium.Env, snapshot: dict[str, Any]) -> None:
+    """Continue the episode an `env_snapshot` of an env of the same id captured. ValueError if it does not fit."""
+    limits = _time_limits(env)
+    elapsed = [int(steps) for steps in snapshot["elapsed_steps"]]
+    if len(elapsed) != len(limits) or any(not 0 <= steps <= limit._max_episode_steps
+                                          for steps, limit in zip(elapsed, limits)):
+        raise ValueError(f"snapshot step counts {elapsed} do not fit this env's time limits")
+    base, state = env.unwrapped, snapshot["env"]
+    if hasattr(base, "restore"):
+        base.restore(state)
+    else:
+        generator = np.random.Generator(np.random.PCG64())
+        generator.bit_generator.state = state["np_random"]
+        set_physics_state(base.model, base.data, state["physics"])
+        base.np_random = generator
+    for limit, steps in zip(limits, elapsed):
+        limit._elapsed_steps = steps  # TimeLimit keeps its count private; a restored episode ends on time
+
+
+def _time_limits(env: gymnasium.Env) -> list[gymnasium.wrappers.TimeLimit]:
+    limits = []
+    while isinstance(env, gymnasium.Wrapper):
+        if isinstance(env, gymnasium.wrappers.TimeLimit):
+            limits.append(env)
+        env = env.env
+    return limits
+
+
 class _EnvGroup:
     """The envs one worker hosts, stepped in turn, with same-step autoreset.
 
@@ -134,6 +179,13 @@ class _EnvGroup:
             infos.append(info)
         return obs, rewards, terminated, truncated, infos
 
+    def snapshot(self, _=None) -> list[dict[str, Any] | None]:
+        return [env_snapshot(env) for env in self.envs]
+
+    def restore(self, snapshots: Sequence[dict[str, Any]]) -> None:
+        for env, snapshot in zip(self.envs, snapshots, strict=True):
+            restore_env(env, snapshot)
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
@@ -141,8 +193,8 @@ class _EnvGroup:
 
 def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence[str], size: int,
             make_env: EnvFactory, action_dims: Sequence[int]) -> None:
-    """Serve ("reset", seeds), ("step", actions), ("reset_some", [(index, seed)]) and ("close", None) for one
-    `_EnvGroup`."""
+    """Serve ("reset", seeds), ("step", actions), ("reset_some", [(index, seed)]), ("snapshot", None),
+    ("restore", snapshots) and ("close", None) for one `_EnvGroup`."""
     die_with_parent()
     # Ctrl-C reaches the whole process group; the parent decides when its workers stop (it closes them),
     # so a trainer can finish its update and checkpoint first.
@@ -155,7 +207,12 @@ def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence
             command, payload = connection.recv()
             if command == "close":
                 break
-            result = {"reset": group.reset, "step": group.step, "reset_some": group.reset_some}[command](payload)
+            try:
+                result = {"reset": group.reset, "step": group.step, "reset_some": group.reset_some,
+                          "snapshot": group.snapshot, "restore": group.restore}[command](payload)
+            except ValueError:  # bad input (an action, a snapshot): the caller's error; this worker serves on
+                connection.send(("error", traceback.format_exc()))
+                continue
             connection.send(("ok", result))
     except (KeyboardInterrupt, EOFError):
         pass
@@ -295,6 +352,34 @@ class MultiTaskVectorEnv:
         infos = [info for part in parts for info in part[4]]
         obs, rewards, terminated, truncated = (np.concatenate([part[k] for part in parts]) for k in range(4))
         return obs, rewards, terminated, truncated, infos
+
+    def snapshot(self) -> list[dict[str, Any] | None]:
+        """Each env's episode in progress (`env_snapshot`; None where an env cannot be captured), in env order:
+        arrays and plain values, for a checkpoint. `restore` continues them bit for bit."""
+        if self._local is not None:
+            return self._local.snapshot()
+        for connection in self._connections:
+            connection.send(("snapshot", None))
+        return [snapshot for connection in self._connections for snapshot in self._receive(connection)]
+
+    def restore(self, snapshots: Sequence[dict[str, Any]]) -> None:
+        """Continue the episodes of a `snapshot` taken from a vector env of the same ids. ValueError if they
+        do not fit (an env may then have been changed: reset before stepping again)."""
+        if len(snapshots) != self.num_envs or any(snapshot is None for snapshot in snapshots):
+            raise ValueError(f"need a snapshot for each of the {self.num_envs} envs")
+        if self._local is not None:
+            self._local.restore(snapshots)
+            return
+        for connection, chunk in zip(self._connections, self._chunks):
+            connection.send(("restore", list(snapshots[chunk])))
+        errors = []
+        for connection in self._connections:
+            try:
+                self._receive(connection)
+            except RuntimeError as error:
+                errors.append(str(error).strip().splitlines()[-1])
+        if errors:
+            raise ValueError(f"snapshot does not fit: {errors[0]}")
 
     def close(self) -> None:
         if self._local is not None:

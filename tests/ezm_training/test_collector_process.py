@@ -97,15 +97,90 @@ def test_a_killed_process_is_reported_not_waited_on(remote):
         remote.result()
 
 
-def test_state_is_refused_while_a_chunk_is_in_flight(remote):
-    cfg, remote = remote
-    remote.submit(_model(cfg), 2)
-    with pytest.raises(RuntimeError, match="in flight"):
-        remote.state_dict()
-    with pytest.raises(RuntimeError, match="already in flight"):
-        remote.submit(_model(cfg), 2)
-    remote.result()
-    assert remote.state_dict()["transitions"].sum() == 2 * cfg.num_tasks
+def test_saving_while_a_chunk_is_in_flight_keeps_it_in_flight_and_a_restored_process_continues_exactly(one_thread):
+    cfg = _cfg()
+    model = _model(cfg)
+    first = CollectorProcess(cfg, list(cfg.task_ids), num_workers=0)
+    try:
+        first.collect(model, 6)  # past the random warm-up: the chunks below are searched
+        first.submit(model, 7)
+        state = first.state_dict()  # a checkpoint in the middle of a chunk
+        assert first.pending and state["held_chunk"] is not None and "in_flight" in state
+        with pytest.raises(RuntimeError, match="already in flight"):
+            first.submit(model, 2)
+        expected = [first.result(), first.collect(model, 9)]
+        expected_transitions = first.transitions.copy()
+    finally:
+        first.close()
+    second = CollectorProcess(cfg, list(cfg.task_ids), num_workers=0, state=state, resume_count=1)
+    try:
+        assert second.pending  # the saved chunk is back in flight, not stored early
+        got = [second.result(), second.collect(model, 9)]
+        np.testing.assert_array_equal(second.transitions, expected_transitions)
+    finally:
+        second.close()
+    for got_chunk, expected_chunk in zip(got, expected):
+        assert got_chunk.env_steps == expected_chunk.env_steps
+        assert len(got_chunk.segments) == len(expected_chunk.segments)
+        assert [(e.task, e.ret, e.length) for e in got_chunk.episodes] == [
+            (e.task, e.ret, e.length) for e in expected_chunk.episodes]
+        for a, b in zip(got_chunk.segments, expected_chunk.segments):
+            np.testing.assert_array_equal(a.obs, b.obs)
+            np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def test_a_restored_collector_continues_its_episodes_bit_for_bit(one_thread):
+    """Episodes in flight (physics, env RNGs, unfinished blocks) are part of the state: the resumed collector
+    emits what the uninterrupted one does, where it used to start fresh episodes."""
+    cfg = _cfg(train_episode_steps=30, long_episode_steps=30)
+    model = _model(cfg)
+    venv = envs.make_vector_env(list(cfg.task_ids), num_workers=0)
+    collector = Collector(cfg, venv)
+    try:
+        collector.collect(model, 13)  # mid-episode and mid-block
+        state = collector.state_dict()
+        expected = collector.collect(model, 40)  # across an episode end and its reset
+    finally:
+        collector.close()
+    venv = envs.make_vector_env(list(cfg.task_ids), num_workers=0)
+    resumed = Collector(cfg, venv, resume_count=1)
+    try:
+        assert resumed.load_state_dict(state)
+        got = resumed.collect(model, 40)
+    finally:
+        resumed.close()
+    assert [(e.task, e.ret, e.length) for e in got.episodes] == [(e.task, e.ret, e.length) for e in expected.episodes]
+    assert got.episodes and len(got.segments) == len(expected.segments)
+    for a, b in zip(got.segments, expected.segments):
+        np.testing.assert_array_equal(a.obs, b.obs)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.rewards, b.rewards)
+
+    # Without its episodes (a rebuilt replay) the collector starts fresh ones on new seeds.
+    venv = envs.make_vector_env(list(cfg.task_ids), num_workers=0)
+    fresh = Collector(cfg, venv, resume_count=1)
+    try:
+        assert not fresh.load_state_dict(state, episodes=False)
+        assert fresh.seed != cfg.seed and fresh.calls == state["calls"]
+    finally:
+        fresh.close()
+
+
+def test_episodes_in_flight_that_do_not_fit_are_refused(one_thread):
+    cfg = _cfg()
+    venv = envs.make_vector_env(list(cfg.task_ids), num_workers=0)
+    collector = Collector(cfg, venv)
+    try:
+        state = collector.state_dict()
+        wrong = {**state, "in_flight": {**state["in_flight"], "obs": state["in_flight"]["obs"][:1]}}
+        with pytest.raises(ValueError, match="episodes in flight were collected on"):
+            collector.load_state_dict(wrong)
+        blocks = [dict(b) for b in state["in_flight"]["blocks"]]
+        blocks[0]["rewards"] = [1.0]  # a reward without its action
+        with pytest.raises(ValueError, match="must be n \\+ 1, n and n"):
+            collector.load_state_dict({**state, "in_flight": {**state["in_flight"], "blocks": blocks}})
+    finally:
+        collector.close()
 
 
 @pytest.mark.slow

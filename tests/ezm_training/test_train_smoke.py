@@ -9,10 +9,42 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+
+from ezm_training import checkpoint as ckpt
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_BUDGET_S = 600  # a hang guard, not a speed test: the smoke run takes 1-3 minutes on a 2-core machine
+
+
+def _leaves(value, path=""):
+    """(path, leaf) of a nested state: tensors, arrays and plain values."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}/{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{path}/{index}")
+    else:
+        yield path, value
+
+
+def assert_same_checkpoint(got: Path, expected: Path) -> None:
+    """Bit for bit: every tensor, array, counter and RNG state of state.pt, and every replay array. Only the
+    resume count and wall-clock timers may differ."""
+    got_state, got_replay, _ = ckpt.load_checkpoint(got)
+    expected_state, expected_replay, _ = ckpt.load_checkpoint(expected)
+    got_leaves, expected_leaves = dict(_leaves(got_state)), dict(_leaves(expected_state))
+    assert got_leaves.keys() == expected_leaves.keys()
+    differ = [path for path, value in expected_leaves.items()
+              if path != "/resume_count" and "/timers/" not in path
+              and not (torch.equal(value, got_leaves[path]) if isinstance(value, torch.Tensor)
+                       else np.array_equal(np.asarray(value), np.asarray(got_leaves[path])))]
+    assert not differ, f"{len(differ)} entries differ from the uninterrupted run's, e.g. {differ[:5]}"
+    assert got_replay.keys() == expected_replay.keys()
+    assert not [key for key in expected_replay if not np.array_equal(got_replay[key], expected_replay[key])]
 
 
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
@@ -40,12 +72,16 @@ def test_smoke_run_writes_log_curve_checkpoint_and_resumes(tmp_path):
     assert [p.name for p in checkpoints] == ["ckpt_000000050", "ckpt_000000100"]
     assert all((p / name).exists() for p in checkpoints for name in ("state.pt", "replay.npz", "config.json"))
 
-    # Lose the last checkpoint, as a kill between the two would; --resume continues from step 50.
-    shutil.rmtree(checkpoints[-1])
+    # Lose the last checkpoint, as a kill between the two would; --resume continues from step 50, bit for bit.
+    uninterrupted = tmp_path / "uninterrupted_ckpt_100"
+    shutil.move(checkpoints[-1], uninterrupted)
+    episodes = (run_dir / "episodes.csv").read_text()
     resumed = _run(["train", "--resume", str(run_dir), "--no-progress"], timeout=SMOKE_BUDGET_S)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stderr and "at step 50" in resumed.stderr
-    assert (run_dir / "checkpoints" / "ckpt_000000100" / "state.pt").exists()
+    assert "episodes in flight: restored" in resumed.stderr
+    assert_same_checkpoint(run_dir / "checkpoints" / "ckpt_000000100", uninterrupted)
+    assert (run_dir / "episodes.csv").read_text() == episodes
     # Rows the first run wrote after update 50 were cut back, not doubled by the resumed run's.
     for name, key in (("train_log.csv", "step"), ("eval_history.csv", "step")):
         with open(run_dir / name, newline="") as handle:
@@ -64,6 +100,7 @@ def test_smoke_run_writes_log_curve_checkpoint_and_resumes(tmp_path):
                     "--no-progress"], timeout=SMOKE_BUDGET_S)
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert "replay rebuilt" in rebuilt.stderr and "at step 50" in rebuilt.stderr
+    assert "episodes in flight: not restored" in rebuilt.stderr
     assert (tmp_path / "rebuilt" / "checkpoints" / "ckpt_000000100" / "replay.npz").exists()
 
     evaluated = _run(["eval", str(run_dir), "--episodes", "1", "--out", str(tmp_path / "eval")], timeout=120)
@@ -79,20 +116,24 @@ def test_smoke_run_writes_log_curve_checkpoint_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_the_current_update_and_exits_cleanly(tmp_path):
-    """A scheduler's SIGTERM (or Ctrl-C) costs nothing: the update in flight is checkpointed, then resumable."""
+def test_sigterm_checkpoints_the_current_update_and_the_resumed_run_is_the_uninterrupted_one(tmp_path):
+    """A scheduler's SIGTERM (or Ctrl-C) costs nothing: the update in flight is checkpointed, with the chunk the
+    collector process has in flight and every env's episode, and `--resume` continues bit for bit."""
+    args = ["--preset", "smoke", "tasks=h1-stand", "collector_process=true", "training_steps=150",
+            "checkpoint_interval=100000", "eval_interval=100000"]
+    reference = _run(["train", *args, f"out={tmp_path / 'uninterrupted'}", "--no-progress"], timeout=SMOKE_BUDGET_S)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
     run_dir = tmp_path / "stopped"
     code = "import sys; from ezm_training.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
-    process = subprocess.Popen([sys.executable, "-c", code, "--preset", "smoke", "tasks=h1-stand", f"out={run_dir}",
-                                "training_steps=100000", "checkpoint_interval=100000", "eval_interval=100000",
-                                "--no-progress"],
+    process = subprocess.Popen([sys.executable, "-c", code, *args, f"out={run_dir}", "--no-progress"],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + SMOKE_BUDGET_S
         log = run_dir / "train_log.csv"
         while (time.monotonic() < deadline and process.poll() is None
                and not (log.exists() and len(log.read_text().splitlines()) > 2)):
-            time.sleep(0.5)  # a few logged updates: the loop is running
+            time.sleep(0.5)  # a few logged updates (of 15): the loop is running, far from its end
         assert process.poll() is None, process.communicate()[1][-3000:]
         process.terminate()
         _, stderr = process.communicate(timeout=120)
@@ -102,6 +143,14 @@ def test_sigterm_checkpoints_the_current_update_and_exits_cleanly(tmp_path):
     assert process.returncode == 0, stderr[-3000:]
     assert "stopped on request at update" in stderr
     stopped_at = int(stderr.split("stopped on request at update ")[1].split(";")[0])
+    assert stopped_at < 150
     checkpoints = sorted((run_dir / "checkpoints").glob("ckpt_*"))
     assert [p.name for p in checkpoints] == [f"ckpt_{stopped_at:09d}"]
     assert (checkpoints[0] / "state.pt").exists() and (checkpoints[0] / "replay.npz").exists()
+
+    resumed = _run(["train", "--resume", str(run_dir), "--no-progress"], timeout=SMOKE_BUDGET_S)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "episodes in flight: restored" in resumed.stderr
+    assert_same_checkpoint(run_dir / "checkpoints" / "ckpt_000000150",
+                           tmp_path / "uninterrupted" / "checkpoints" / "ckpt_000000150")
+    assert (run_dir / "episodes.csv").read_text() == (tmp_path / "uninterrupted" / "episodes.csv").read_text()

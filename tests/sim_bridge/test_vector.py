@@ -106,3 +106,35 @@ def test_pad_observation_rejects_too_small_size():
     with pytest.raises(ValueError):
         PadObservation(env, 50)
     env.close()
+
+
+def test_a_snapshot_continues_every_episode_bit_for_bit_in_another_vector_env():
+    """What a training checkpoint keeps of the episodes in flight: physics, env RNGs, task state (reach's goal),
+    the time limit's count. A fresh vector env, restored, steps exactly as the original, resets included."""
+    ids = ("h1-walk-v0", "h1-reach-v0", "h1-stand-v0")
+    actions = np.random.default_rng(4).uniform(-1, 1, size=(40, len(ids), 19)).astype(np.float32)
+    with MultiTaskVectorEnv(ids, num_workers=2) as original, MultiTaskVectorEnv(ids, num_workers=2) as copy:
+        original.reset(seed=11)
+        for action in actions[:15]:
+            original.step(action)
+        snapshot = original.snapshot()
+        expected = [original.step(action) for action in actions[15:]]
+        expected_reset = original.reset_envs(np.ones(len(ids), bool))  # each env's own RNG, after the episode
+
+        copy.reset(seed=99)
+        copy.restore(snapshot)
+        got = [copy.step(action) for action in actions[15:]]
+        for (obs, rewards, terminated, *_), (want_obs, want_rewards, want_terminated, *_) in zip(got, expected):
+            np.testing.assert_array_equal(obs, want_obs)
+            np.testing.assert_array_equal(rewards, want_rewards)
+            np.testing.assert_array_equal(terminated, want_terminated)
+        np.testing.assert_array_equal(copy.reset_envs(np.ones(len(ids), bool)), expected_reset)
+
+        # A snapshot of another model (one entry short) is refused by name, and the workers serve on.
+        wrong = list(snapshot)
+        wrong[2] = {**snapshot[2], "env": {**snapshot[2]["env"], "physics": snapshot[2]["env"]["physics"][:-1]}}
+        with pytest.raises(ValueError, match="physics state has shape"):
+            copy.restore(wrong)
+        with pytest.raises(ValueError, match="a snapshot for each"):
+            copy.restore(snapshot[:2])
+        assert copy.step(actions[0])[0].shape == (len(ids), copy.obs_size)
