@@ -189,3 +189,11 @@ def declare_scheduling(node: Node) -> str:
             node.get_logger().warning(f"sched_priority {priority} refused by the OS ({err}); running with the "
                                       "normal scheduler (grant CAP_SYS_NICE or an rtprio limit)")
     return ", ".join(applied) or "normal scheduling"
+
+
+def normal_scheduling() -> None:
+    """Put the calling thread back on the normal scheduler. For a node's background work (a model warming up,
+    a scene compiling): a thread inherits SCHED_FIFO from its creator and could hold off the control thread
+    on the same core for as long as the work takes, and that work is not time-critical."""
+    if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

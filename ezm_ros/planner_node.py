@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import threading
 import time
 from pathlib import Path
@@ -56,6 +55,7 @@ from ezm_ros.node_runtime import (
     declare,
     declare_scheduling,
     follow_live_parameters,
+    normal_scheduling,
     run_node,
 )
 from ezm_ros.observation import build_observation
@@ -242,10 +242,7 @@ class PlannerNode(Node):
         return SetParametersResult(successful=True)
 
     def _load_in_background(self, path: str) -> None:
-        if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
-            # A real-time planner's load thread would inherit SCHED_FIFO and could hold off the control
-            # thread for the whole warm-up; loading is not time-critical.
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        normal_scheduling()  # the warm-up must not hold off a real-time control thread
         try:
             model = self._load(path, self._model.bundle.manifest.robot)
             if self._task not in model.tasks:

@@ -10,6 +10,8 @@ time; every stamp above is sim time), `diagnostics` (mode, real-time factor, com
 with `publish_observation`, `sim/observation` (the env's own observation, to verify the planner's).
 Subscribes `joint_command` (ezm_msgs/JointCommand) and `ezm/active_task` (the planner's accepted task,
 whose scene it loads). Services: `sim/reset` (std_srvs/Trigger), `sim/load_task` (ezm_msgs/SwitchTask).
+In real time a scene compiles on a thread of its own (normal scheduling) while the loop steps the old one,
+and the control thread swaps it in when it is built; lockstep loads it in place.
 
 Safety, as a robot's low-level controller: the last good command is held; a command with wrong lengths,
 unknown joints or NaN is rejected (logged once per burst) and the previous one stays; with no command
@@ -21,6 +23,7 @@ fall while the planner is still loading its model.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import enum
 import time
@@ -52,6 +55,7 @@ from ezm_ros.node_runtime import (
     declare,
     declare_scheduling,
     follow_live_parameters,
+    normal_scheduling,
     run_node,
 )
 from ezm_ros.task_names import TaskNameError, short_task_name
@@ -78,6 +82,24 @@ STAMP_MEMORY: Final = 64
 SCENE_LOADS_PER_S: Final = 2.0
 SCENE_LOAD_BURST: Final = 4
 SCENE_RETRY_S: Final = 0.1
+
+
+@dataclasses.dataclass
+class _SceneBuild:
+    """A scene compiled off the control thread (real time), installed by the control thread when done."""
+
+    name: str
+    speed: float | None
+    built: concurrent.futures.Future  # -> (HumanoidEnv, first observation)
+    started_steps: int  # control steps of the old scene when the build started (the log says how many it made)
+    why: str  # for the log: who asked
+
+
+def _build_scene(name: str, collision: str, seed: int) -> tuple[HumanoidEnv, np.ndarray]:
+    """Compile and reset a task's scene (0.1-0.5 s of MuJoCo compile; it releases the GIL most of the time)."""
+    env = sim_bridge.make(registry.env_id(constants.ROBOT_NAME, name), collision=collision).unwrapped
+    obs, _ = env.reset(seed=seed)
+    return env, obs
 
 
 class Mode(enum.Enum):
@@ -179,6 +201,12 @@ class SimNode(Node):
         self._episode_return = 0.0
         self._steps = 0
         self._last_step_wall = time.monotonic()
+        # Real time: scenes compile on this thread, and the control thread installs them when done, so the
+        # 50 Hz loop keeps stepping the old scene meanwhile. Lockstep loads in place (nothing moves anyway,
+        # and a load's place among the commands must not depend on thread timing).
+        self._scene_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="scene",
+                                                                   initializer=normal_scheduling)
+        self._builds: collections.deque[_SceneBuild] = collections.deque()
         self._load(self.p.task, keep_state=False)
         self._check_planner_model()
 
@@ -210,7 +238,7 @@ class SimNode(Node):
         else:
             self.create_timer(constants.CONTROL_DT_S, self._tick, clock=self._steady)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady)
-        self.create_timer(SCENE_RETRY_S, self._load_wanted_scene, clock=self._steady)
+        self.create_timer(SCENE_RETRY_S, self._advance_scenes, clock=self._steady)
         self._publish_state()
         self.get_logger().info(
             f"simulating {self._task_name} ({'lockstep' if self.p.lockstep else 'real time'}, "
@@ -218,11 +246,15 @@ class SimNode(Node):
 
     # --- scene ------------------------------------------------------------------------------------------
     def _load(self, task: str, keep_state: bool, forward_speed: float | None = None) -> None:
-        """Build the task's scene; keep the robot's state when the scene has the same structure."""
+        """Build the task's scene here and now (start, lockstep)."""
         name = short_task_name(task, registry.robot_tasks(constants.ROBOT_NAME))
-        env = sim_bridge.make(registry.env_id(constants.ROBOT_NAME, name), collision=self.p.collision).unwrapped
+        env, obs = _build_scene(name, self.p.collision, self.p.seed + self._resets)
+        self._install(env, obs, name, keep_state, forward_speed)
+
+    def _install(self, env: HumanoidEnv, obs: np.ndarray, name: str, keep_state: bool,
+                 forward_speed: float | None) -> None:
+        """Make a built scene the simulated one; keep the robot's state when the scene has the same structure."""
         previous = getattr(self, "_env", None)
-        obs, _ = env.reset(seed=self.p.seed + self._resets)
         if keep_state and previous is not None and _same_structure(previous.model, env.model):
             env.set_state(previous.data.qpos.copy(), previous.data.qvel.copy())
             obs = env.task.observation(env.data)
@@ -258,6 +290,11 @@ class SimNode(Node):
         return response
 
     def _on_load_task(self, request: SwitchTask.Request, response: SwitchTask.Response) -> SwitchTask.Response:
+        """Lockstep: answered with the scene loaded. Real time: answered at once, as the planner answers a model
+        swap: the name is checked here, the scene compiles off the control thread (the loop keeps stepping the
+        old one meanwhile) and `task_state` carries the new task once it is simulated, within a second. (An
+        rclpy service cannot answer later without holding the executor: a coroutine callback that awaits
+        keeps a single-threaded executor spinning on it, and the control timer starves.)"""
         command = request.command
         if not self._scene_loads.allow():  # the same budget as ezm/active_task's loads
             self._scene_loads_refused += 1
@@ -265,17 +302,21 @@ class SimNode(Node):
             response.reason = (f"too many scene loads: at most {SCENE_LOADS_PER_S:g} per second (bursts of "
                                f"{SCENE_LOAD_BURST}); try again")
             return response
+        speed = command.forward_speed_mps if command.has_forward_speed else None
         try:
-            self._load(command.task, keep_state=True,
-                       forward_speed=command.forward_speed_mps if command.has_forward_speed else None)
+            name = short_task_name(command.task, registry.robot_tasks(constants.ROBOT_NAME))
+            if self.p.lockstep:
+                self._load(name, keep_state=True, forward_speed=speed)
+                self._publish_state()
+                self.get_logger().info(f"loaded the scene of {self._task_name}")
+            else:
+                self._start_build(name, speed, "asked by sim/load_task")
+                response.reason = (f"compiling the scene of {name} off the control thread; task_state carries it "
+                                   "once it is simulated")
         except (TaskNameError, ValueError) as err:
-            response.accepted = False
-            response.reason = str(err)
-        else:
-            response.accepted = True
-            self._publish_state()
-            self.get_logger().info(f"loaded the scene of {self._task_name}")
-        response.active_task = self._task_name
+            response.accepted, response.reason, response.active_task = False, str(err), self._task_name
+            return response
+        response.accepted, response.active_task = True, name
         return response
 
     def _on_active_task(self, msg: TaskCommand) -> None:
@@ -285,23 +326,57 @@ class SimNode(Node):
             self.get_logger().warning(f"ignoring active task: {err}")
             return
         speed = msg.forward_speed_mps if msg.has_forward_speed else None
-        if name == self._task_name:  # same scene: only the asked speed may have changed
+        if name == self._task_name and not self._builds:  # same scene: only the asked speed may have changed
             self._wanted_scene = None
             self._set_speed(speed)
             return
-        self._wanted_scene = (name, speed)
-        self._load_wanted_scene()
-        if self._wanted_scene is not None:
+        self._wanted_scene = (name, speed)  # the last word wins: an earlier wish not yet started is dropped
+        started = self._advance_scenes()
+        if not started and (self._wanted_scene is not None):
             self._scene_loads_deferred += 1
 
-    def _load_wanted_scene(self) -> None:
-        if self._wanted_scene is None or not self._scene_loads.allow():
-            return
-        (name, speed), self._wanted_scene = self._wanted_scene, None
-        self._load(name, keep_state=True, forward_speed=speed)
-        self._publish_state()
-        refused = f" ({self._scene_loads_deferred} requests deferred so far)" if self._scene_loads_deferred else ""
-        self.get_logger().info(f"following the planner: loaded the scene of {name}{refused}")
+    def _start_build(self, name: str, speed: float | None, why: str) -> None:
+        self._builds.append(_SceneBuild(name, speed, self._scene_thread.submit(
+            _build_scene, name, self.p.collision, self.p.seed + self._resets), self._steps, why))
+
+    def _advance_scenes(self) -> bool:
+        """Install the scenes built since the last call, then start the one `ezm/active_task` wants when nothing
+        is building and the rate limit allows (lockstep: load it here). Called every tick and SCENE_RETRY_S.
+        Returns whether the wanted scene was started or loaded."""
+        while self._builds and self._builds[0].built.done():
+            build = self._builds.popleft()
+            try:
+                env, obs = build.built.result()
+            except Exception as err:  # noqa: BLE001  a scene that fails to build leaves the old one running
+                self.get_logger().error(f"the scene of {build.name} failed to build ({type(err).__name__}: {err}); "
+                                        f"still simulating {self._task_name}")
+                continue
+            speed = build.speed
+            if self._wanted_scene is not None and self._wanted_scene[0] == build.name:
+                speed, self._wanted_scene = self._wanted_scene[1], None
+            self._install(env, obs, build.name, keep_state=True, forward_speed=speed)
+            self._publish_state()
+            deferred = f"; {self._scene_loads_deferred} requests deferred so far" if self._scene_loads_deferred else ""
+            self.get_logger().info(f"{build.why}: loaded the scene of {build.name} (compiled off the control thread; "
+                                   f"the old scene made {self._steps - build.started_steps} control steps meanwhile"
+                                   f"{deferred})")
+        if self._wanted_scene is None or self._builds:
+            return False
+        name, speed = self._wanted_scene
+        if name == self._task_name:
+            self._wanted_scene = None
+            self._set_speed(speed)
+            return True
+        if not self._scene_loads.allow():
+            return False
+        if self.p.lockstep:
+            self._wanted_scene = None
+            self._load(name, keep_state=True, forward_speed=speed)
+            self._publish_state()
+            self.get_logger().info(f"following the planner: loaded the scene of {name}")
+        else:
+            self._start_build(name, speed, "following the planner")  # wanted until installed or replaced
+        return True
 
     # --- commands -------------------------------------------------------------------------------------------
     def _on_command(self, msg: JointCommand) -> None:
@@ -359,6 +434,8 @@ class SimNode(Node):
     def _tick(self) -> None:
         """Real-time mode, every 20 ms of wall time."""
         now = time.monotonic()
+        if self._builds and self._builds[0].built.done():
+            self._advance_scenes()
         self._watchdog(now)
         if self._mode is not Mode.WAITING:
             self._step_and_publish()
@@ -496,6 +573,7 @@ class SimNode(Node):
         self._pub_diag.publish(array)
 
     def close(self) -> None:
+        self._scene_thread.shutdown(wait=True, cancel_futures=True)
         self._env.close()
 
 

@@ -147,6 +147,27 @@ def test_services_reset_and_load_task(launch, probe):
     sim.stop()
 
 
+def test_in_real_time_scenes_compile_off_the_control_thread(launch, probe):
+    """A scene load (a MuJoCo compile, 0.1-0.5 s) used to stop the 50 Hz loop while it ran. Now it compiles on a
+    thread of its own and the old scene keeps stepping; sim/load_task answers at once (a bad name refused then),
+    and task_state carries the new task once it is simulated."""
+    sim = launch(SIM, "ezm_sim", task="stand", wait_for_first_command=False)  # damping: the scene steps
+    task_state = probe.collect(TaskState, topics.TASK_STATE, qos.SENSOR)
+    assert probe.spin_until(lambda: len(task_state) > 5), sim.output()
+    for task, expected in (("h1-sit_hard-v0", "sit_hard"), ("reach", "reach")):
+        loaded = probe.call(SwitchTask, topics.SIM_LOAD_TASK, SwitchTask.Request(command=TaskCommand(task=task)))
+        assert loaded.accepted and loaded.active_task == expected, loaded.reason
+        assert probe.spin_until(lambda: task_state[-1][1].task == expected), sim.output()[-2000:]
+    rejected = probe.call(SwitchTask, topics.SIM_LOAD_TASK, SwitchTask.Request(command=TaskCommand(task="fly")))
+    assert not rejected.accepted and "unknown task 'fly'" in rejected.reason and rejected.active_task == "reach"
+    # The node's own count: control steps the old scene made while each new one compiled (the old code made
+    # none: it compiled on the control thread). Counted, not timed: any load of a few control periods shows it.
+    meanwhile = [int(line.split("the old scene made ")[1].split(" control steps")[0])
+                 for line in sim.output().splitlines() if "the old scene made " in line]
+    assert len(meanwhile) == 2 and all(steps >= 1 for steps in meanwhile), sim.output()[-2000:]
+    assert sim.alive()
+
+
 @pytest.mark.parametrize("task", ["reach", "balance_hard"])
 def test_observation_rebuilt_from_topics_equals_the_simulators(launch, probe, task):
     """Over DDS, in lockstep: the planner's observation (from topics) vs the env's own (sim/observation)."""
