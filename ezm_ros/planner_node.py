@@ -60,7 +60,7 @@ from ezm_ros.node_runtime import (
 )
 from ezm_ros.observation import build_observation
 from ezm_ros.planner import DEFAULT_DEADLINE_MS, Planner, PlannerSettings
-from ezm_ros.state_cache import StateCache
+from ezm_ros.state_cache import StateCache, publisher_of
 from ezm_ros.task_names import TaskNameError, excerpt, params_problem, short_task_name
 from ezm_training.search.settings import MAX_SIMULATIONS
 
@@ -161,6 +161,7 @@ class PlannerNode(Node):
         self._state = StateCache()
         self._state_epoch = 0
         self._held_reported = 0
+        self._foreign_reported = 0
         self._last_planned_ns: int | None = None
         self._last_step_wall = 0.0
         self._timer_driving = False  # the last step came from the timer (no new state since)
@@ -331,16 +332,18 @@ class PlannerNode(Node):
         self._notice, self._notice_until = text, time.monotonic() + NOTICE_S
 
     # --- state ------------------------------------------------------------------------------------------------
-    def _on_joints(self, msg: JointState) -> None:
-        self._state.add_joint_state(msg)
+    # Two-argument callbacks: rclpy then passes the MessageInfo, whose publisher GID tells the topic's owner
+    # from a second publisher (state_cache).
+    def _on_joints(self, msg: JointState, info: dict) -> None:
+        self._state.add_joint_state(msg, publisher_of(info))
         self._on_new_state()
 
-    def _on_odom(self, msg: Odometry) -> None:
-        self._state.add_odom(msg)
+    def _on_odom(self, msg: Odometry, info: dict) -> None:
+        self._state.add_odom(msg, publisher_of(info))
         self._on_new_state()
 
-    def _on_task_state(self, msg: TaskState) -> None:
-        self._state.add_task_state(msg)
+    def _on_task_state(self, msg: TaskState, info: dict) -> None:
+        self._state.add_task_state(msg, publisher_of(info))
         self._on_new_state()
 
     def _on_new_state(self) -> None:
@@ -362,6 +365,9 @@ class PlannerNode(Node):
         if self._state.held > self._held_reported:
             self._held_reported = self._state.held
             self._set_notice(f"{self._state.held} state messages held out: stamp off the topic's timeline")
+        if self._state.foreign > self._foreign_reported:
+            self._foreign_reported = self._state.foreign
+            self._set_notice(f"{self._state.foreign} state messages ignored: not from the topic's publisher")
         sample = self._state.latest(self._needs_task_state())
         if sample is not None and (self._last_planned_ns is None or sample.stamp_ns > self._last_planned_ns):
             return sample

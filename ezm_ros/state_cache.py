@@ -10,6 +10,12 @@ Anyone on the graph can publish a state, so one stamp must not decide which stat
 than MAX_STAMP_JUMP_S from its topic's timeline (a spoofed far-future stamp would otherwise make every real
 state look old) is held out, and becomes the new timeline only once NEW_TIMELINE_MESSAGES in a row
 continue it (a restarted simulator, whose clock starts again at 0). `epoch` counts those restarts.
+
+A spoofer could still publish its own timeline close to the real one and interleave with it. So each topic
+also has one owner, told apart by the DDS publisher GID rclpy hands the subscription callback (MessageInfo):
+the first publisher heard owns the topic, another one's messages are ignored (`foreign` counts them), and
+another publisher takes over only once the owner has been silent for OWNER_SILENCE_S (a simulator or robot
+driver that restarted has a new GID). A topic with no GID (another middleware) is judged by stamps alone.
 """
 
 from __future__ import annotations
@@ -30,6 +36,16 @@ DEPTH = 8
 MAX_STAMP_JUMP_S = 1.0
 #: Messages in a row that make a held-out stamp's timeline the topic's new one.
 NEW_TIMELINE_MESSAGES = 5
+#: Wall seconds without a message from a topic's owner after which another publisher may take it over. Above
+#: the simulator's longest quiet time (a lockstep scene load, 0.1-0.5 s; an idle lockstep simulator republishes
+#: every 0.1 s) and below the time a restarted simulator takes to come back (its imports and scene: seconds).
+OWNER_SILENCE_S = 1.5
+
+
+def publisher_of(info: dict | None) -> bytes | None:
+    """The publisher GID in an rclpy MessageInfo, as a key; None where the middleware gives none."""
+    gid = (info or {}).get("publisher_gid")
+    return bytes(gid["data"]) if gid and gid.get("data") is not None else None
 
 
 class StampTimeline:
@@ -74,23 +90,43 @@ class StateCache:
         self._topics: dict[str, collections.OrderedDict[int, tuple[float, object]]] = {
             name: collections.OrderedDict() for name in ("joints", "odom", "task")}
         self._timelines = {name: StampTimeline() for name in self._topics}
+        self._owners: dict[str, tuple[bytes, float]] = {}  # topic -> (owner's GID, when it was last heard)
         self.epoch = 0  # timelines restarted so far (a consumer comparing stamps starts afresh)
+        self.foreign = 0  # messages ignored: not from their topic's owner
 
     @property
     def held(self) -> int:
         """Messages held out so far for a stamp off their topic's timeline."""
         return sum(timeline.held for timeline in self._timelines.values())
 
-    def add_joint_state(self, msg: JointState) -> None:
-        self._add("joints", msg)
+    def add_joint_state(self, msg: JointState, publisher: bytes | None = None) -> None:
+        self._add("joints", msg, publisher)
 
-    def add_odom(self, msg: Odometry) -> None:
-        self._add("odom", msg)
+    def add_odom(self, msg: Odometry, publisher: bytes | None = None) -> None:
+        self._add("odom", msg, publisher)
 
-    def add_task_state(self, msg: TaskState) -> None:
-        self._add("task", msg)
+    def add_task_state(self, msg: TaskState, publisher: bytes | None = None) -> None:
+        self._add("task", msg, publisher)
 
-    def _add(self, topic: str, msg) -> None:
+    def _owned(self, topic: str, publisher: bytes | None) -> bool:
+        """Whether a message from `publisher` counts; a takeover restarts the topic (its stamps, a new epoch)."""
+        if publisher is None:
+            return True
+        now = time.monotonic()
+        owner = self._owners.get(topic)
+        if owner is not None and owner[0] != publisher:
+            if now - owner[1] < OWNER_SILENCE_S:
+                self.foreign += 1
+                return False
+            self._topics[topic].clear()
+            self._timelines[topic] = StampTimeline()
+            self.epoch += 1
+        self._owners[topic] = (publisher, now)
+        return True
+
+    def _add(self, topic: str, msg, publisher: bytes | None) -> None:
+        if not self._owned(topic, publisher):
+            return
         entries = self._topics[topic]
         stamp = conversions.stamp_to_ns(msg.header.stamp)
         verdict = self._timelines[topic].accept(stamp)

@@ -17,6 +17,7 @@ from sensor_msgs.msg import JointState
 
 from ezm_ros import conversions, qos, topics
 from ezm_ros.planner_node import TASK_SWITCH_BURST
+from ezm_ros.state_cache import OWNER_SILENCE_S
 from ezm_ros.task_names import MAX_TASK_PARAMS
 from sim_bridge.h1 import constants
 
@@ -129,6 +130,37 @@ def test_state_floods_and_spoofed_stamps_do_not_take_the_loop(launch, probe, tin
     robot.run(0, 0.6)
     restarted = _stamps(commands, before)
     assert restarted and restarted[-1] < 10**9 and len(set(restarted)) >= 10, restarted[-5:]
+    assert planner.alive()
+
+
+def test_a_second_publisher_of_the_state_is_ignored_until_the_first_falls_silent(launch, probe, tiny_bundle):
+    """A spoofer that publishes its own timeline close to the real one (10 ms after each real state) used to be
+    planned from. Each state topic now has one owner, told apart by the DDS publisher GID; another publisher
+    takes over only once the owner has been silent for OWNER_SILENCE_S (a restarted simulator)."""
+    planner = launch(PLANNER, "ezm_planner", model_path=str(tiny_bundle), task="stand")
+    commands = probe.collect(JointCommand, topics.JOINT_COMMAND, qos.COMMAND)
+    status = probe.collect(PlannerStatus, topics.PLANNER_STATUS, qos.LATCHED)
+    robot, spoofer = _Robot(probe), _Robot(probe)  # publishers of their own: other GIDs
+    assert probe.spin_until(lambda: status and robot.joints.get_subscription_count() > 0), planner.output()
+    stamp = robot.run(0, 0.5)
+    assert commands, planner.output()
+
+    before, deadline = len(commands), time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        robot.publish(stamp)
+        spoofer.publish(stamp + STEP_NS // 2)  # always the newest state, were it believed
+        stamp += STEP_NS
+        probe.spin_for(0.02)
+    probe.spin_for(0.1)
+    planned = _stamps(commands, before)
+    assert len(planned) >= 10 and all(s % STEP_NS == 0 for s in planned), [s % STEP_NS for s in planned]
+    assert any("not from the topic's publisher" in m.detail for _, m in status), [m.detail for _, m in status[-3:]]
+
+    probe.spin_for(OWNER_SILENCE_S + 0.3)  # the owner falls silent, as a simulator that died would
+    before = len(commands)
+    spoofer.run(stamp + STEP_NS // 2, 0.8)
+    taken = _stamps(commands, before)
+    assert any(s % STEP_NS == STEP_NS // 2 for s in taken), "the new publisher's states are planned from"
     assert planner.alive()
 
 
