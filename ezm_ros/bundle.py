@@ -47,6 +47,7 @@ from ezm_ros.manifest import (
     Manifest,
     file_sha256,
 )
+from ezm_ros.onnx_ops import OnnxFormatError, graph_kind
 from ezm_training.search import RecurrentFn, RecurrentOutput, RootOutput
 
 # The CUDA provider may run matmuls in TF32 and fuse differently; parity there is a sanity check only.
@@ -228,6 +229,8 @@ def load_bundle(path: str | Path, settings: RuntimeSettings = RuntimeSettings(),
     settings.check()
     initial_file, recurrent_file = manifest.graph_files(settings.precision)
     check_files(path, manifest)
+    for name in (initial_file, recurrent_file):
+        _check_kind(path / name, settings.precision)
     providers = settings.providers()
     options = settings.session_options()
     sessions = {name: _open_session(path / name, options, providers) for name in (initial_file, recurrent_file)}
@@ -247,6 +250,18 @@ def load_bundle(path: str | Path, settings: RuntimeSettings = RuntimeSettings(),
     if self_test:
         bundle.self_test()
     return bundle
+
+
+def _check_kind(graph: Path, precision: str) -> None:
+    """BundleError unless the graph's operators are those of `precision` (an int8 graph in the float32 slot of
+    a consistent manifest would otherwise load, and fail the parity self-test only when far enough off)."""
+    try:
+        kind = graph_kind(graph)
+    except OnnxFormatError as err:
+        raise BundleError(f"{graph.name} is not a loadable ONNX model ({err})") from None
+    if kind != precision:
+        raise BundleError(f"{graph.name} is an {kind} graph (its operators say so), listed as the {precision} "
+                          f"graph: the manifest's file lists are wrong; export the bundle again")
 
 
 def read_manifest(path: str | Path) -> Manifest:

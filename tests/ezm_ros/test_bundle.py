@@ -191,6 +191,24 @@ def test_broken_int8_bundle_is_refused_with_its_message(int8_bundle, tmp_path):
         load_bundle(copy, RuntimeSettings(precision="int8"))
 
 
+def test_a_graph_in_the_slot_of_the_other_precision_is_refused_by_its_operators(int8_bundle, tmp_path):
+    """A manifest consistent with its files (sizes, hashes, seal) but with the int8 graph in the float32 slot, or
+    the other way round, used to load; the operators give the graph's kind away."""
+    for slot, impostor, precision in ((RECURRENT_FILE, "recurrent.int8.onnx", "fp32"),
+                                      ("initial.int8.onnx", INITIAL_FILE, "int8")):
+        copy = shutil.copytree(int8_bundle, tmp_path / f"swapped_{precision}")
+        shutil.copy(int8_bundle / impostor, copy / slot)
+        rehash(copy, slot)
+        wrong = "int8" if precision == "fp32" else "fp32"
+        with pytest.raises(BundleError, match=f"{slot} is an {wrong} graph .*listed as the {precision} graph"):
+            load_bundle(copy, RuntimeSettings(precision=precision))
+    garbage = shutil.copytree(int8_bundle, tmp_path / "garbage")
+    (garbage / RECURRENT_FILE).write_bytes(b"\xff" * 64)  # no protobuf at all, hashed as if exported
+    rehash(garbage, RECURRENT_FILE)
+    with pytest.raises(BundleError, match=f"{RECURRENT_FILE} is not a loadable ONNX model"):
+        load_bundle(garbage)
+
+
 def test_int8_self_test_allows_twice_the_exporters_error(int8_bundle, tmp_path, monkeypatch):
     import ezm_ros.bundle as bundle_module
 
