@@ -589,8 +589,9 @@ def state_messages(env: HumanoidEnv, obs: np.ndarray, task_name: str,
     qpos, qvel = data.qpos, data.qvel
     pelvis = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, constants.ROOT_BODY)
     acceleration = np.zeros(6)
-    # Proper acceleration (gravity included) of the pelvis in its own frame: what an IMU measures.
-    mujoco.mj_objectAcceleration(model, data, mujoco.mjtObj.mjOBJ_BODY, pelvis, acceleration, 1)
+    # Proper acceleration (gravity included) of the pelvis in its own frame: what an IMU measures. XBODY, not
+    # BODY: MuJoCo's "local frame" of a BODY is its inertial frame (the pelvis's is turned about 90 degrees).
+    mujoco.mj_objectAcceleration(model, data, mujoco.mjtObj.mjOBJ_XBODY, pelvis, acceleration, 1)
     extra = obs[model.nq + model.nv:].reshape(-1, 3)
     names = OBSERVATION_POINT_NAMES.get(task_name, tuple(f"point_{i}" for i in range(len(extra))))
     object_joints = [model.joint(j).name for j in range(model.njnt) if model.jnt_qposadr[j] >= nq]
