@@ -59,6 +59,10 @@ class StackOptions:
     record: bool = dataclasses.field(default=False, metadata={
         "help": "Record every topic to records/ezm-<UTC time>.mcap in the working directory (ezm_ros "
                 "recorder_node; ezm-record-summary reads it)."})
+    perturbation: str = dataclasses.field(default="none", metadata={
+        "help": "Perturbed sim2sim in the simulator: none, low, medium or high (masses, friction, motor "
+                "strength, latency, encoder noise and bias, period jitter, pushes; sim_bridge/perturbations.py). "
+                "Live: ros2 param set /ezm_sim perturbation high."})
     publish_clock: bool = dataclasses.field(default=True, metadata={
         "help": "The simulator publishes /clock (one per ROS domain: false for a second stack, whose "
                 "sim-time nodes then follow the first's clock)."})
@@ -115,7 +119,8 @@ def stack_nodes(options: StackOptions) -> list[NodeSpec]:
     nodes = [
         NodeSpec("sim_bridge", "sim_node", "ezm_sim", "sim_bridge.sim_node",
                  {"task": options.task, "lockstep": options.lockstep, "seed": options.seed,
-                  "publish_clock": options.publish_clock, "model_path": options.model}, essential=True),
+                  "publish_clock": options.publish_clock, "model_path": options.model,
+                  "perturbation": options.perturbation}, essential=True),
         NodeSpec(PACKAGE, "planner_node", "ezm_planner", "ezm_ros.planner_node",
                  {"model_path": options.model, "task": options.task, "lockstep": options.lockstep,
                   "seed": options.seed}, essential=True,

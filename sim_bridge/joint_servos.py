@@ -127,6 +127,9 @@ class Servos:
         self._nu = nu
         self._gain0 = model.actuator_gainprm[:nu, 0].copy()
         self._bias0 = model.actuator_biasprm[:nu, :3].copy()
+        #: Motor strength per actuator: every stiffness applied, the command's or the model's, is multiplied by
+        #: it (1: as commanded; perturbations.Perturber draws it for a perturbed sim2sim).
+        self.strength = np.ones(nu)
 
     @property
     def limits(self) -> CommandLimits:
@@ -147,10 +150,11 @@ class Servos:
         """Servo gains for `command`; the caller then sets ctrl to `command.position`."""
         nu = self._nu
         if command.uses_model_gains:
-            self._model.actuator_gainprm[:nu, 0] = self._gain0
+            self._model.actuator_gainprm[:nu, 0] = self._gain0 * self.strength
             self._model.actuator_biasprm[:nu, :3] = self._bias0
+            self._model.actuator_biasprm[:nu, 1] *= self.strength
             return
-        kp = self._gain0 if command.kp is None else command.kp
+        kp = (self._gain0 if command.kp is None else command.kp) * self.strength
         kd = -self._bias0[:, 2] if command.kd is None else command.kd
         velocity = 0.0 if command.velocity is None else command.velocity
         effort = 0.0 if command.effort is None else command.effort

@@ -29,6 +29,7 @@ import gymnasium
 import numpy as np
 
 from ezm_ros.manifest import FREE_QPOS
+from sim_bridge.h1.constants import CONTROL_DT_S
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,93 +67,145 @@ LEVELS: Final = {
 }
 
 
-class Perturbed(gymnasium.Wrapper):
-    """A sim_bridge env (HumanoidEnv, possibly behind TimeLimit) with `perturbation` applied."""
+class Perturber:
+    """The perturbations of one MuJoCo model and its data, for any loop that steps it: the `Perturbed` gym
+    wrapper below, and the simulator node (`perturbation` parameter, live).
 
-    def __init__(self, env: gymnasium.Env, perturbation: Perturbation) -> None:
-        super().__init__(env)
+    `draw(seed)` at each reset; `delay(command)` each control step, before the command is applied;
+    `step_begin()` and `step_end()` around the physics step; `observe(obs)` or `observe_coordinates(qpos,
+    qvel)` on what is measured. Servo stiffness is drawn as `kp_factor` (per actuator) and put into the model's
+    own servo gains; a loop that sets the gains itself (joint_servos.Servos) multiplies its kp by it."""
+
+    def __init__(self, model, data, robot_nq: int, robot_nv: int, perturbation: Perturbation) -> None:
         self.perturbation = perturbation
-        base = env.unwrapped
-        self._model, self._data = base.model, base.data
-        self._nominal = {"body_mass": base.model.body_mass.copy(), "geom_friction": base.model.geom_friction.copy(),
-                         "gain": base.model.actuator_gainprm[:, 0].copy(),
-                         "bias": base.model.actuator_biasprm[:, 1].copy(), "timestep": base.model.opt.timestep}
-        nq, nv = base.signals.robot_nq, base.signals.robot_nv
+        self._model, self._data = model, data
+        self._nominal = {"body_mass": model.body_mass.copy(), "geom_friction": model.geom_friction.copy(),
+                         "gain": model.actuator_gainprm[:, 0].copy(), "bias": model.actuator_biasprm[:, 1].copy(),
+                         "timestep": model.opt.timestep}
+        self._nq, self._nv = robot_nq, robot_nv
         # Observation entries of the robot's coordinates: qpos [0, nq) and qvel [model.nq, model.nq + nv).
-        self._observed = np.concatenate([np.arange(nq), base.model.nq + np.arange(nv)])
+        self._observed = np.concatenate([np.arange(robot_nq), model.nq + np.arange(robot_nv)])
         self._rng = np.random.default_rng(0)
         self._bias = np.zeros(len(self._observed))
-        self._pending: collections.deque[np.ndarray] = collections.deque()
+        self._pending: collections.deque = collections.deque()
+        self.kp_factor = np.ones(model.nu)
         self.pushes = 0  # pushes so far (all episodes)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._rng = np.random.default_rng(None if seed is None else [seed, 0x5eed])
-        self._apply_draw()
-        obs, info = self.env.reset(seed=seed, options=options)
-        self._pending.clear()
-        return self._observe(obs), info
-
-    def step(self, action):
+    def draw(self, seed: int | None) -> None:
+        """New masses, frictions, servo stiffness and encoder biases, from the nominal model; delays cleared."""
         p, model = self.perturbation, self._model
-        action = np.asarray(action, dtype=np.float32)
-        if p.latency_steps:
-            self._pending.append(action)
-            if len(self._pending) <= p.latency_steps:
-                action = self._pending[0]  # until the first delayed action is due, the first one holds
-            else:
-                action = self._pending.popleft()
-        if p.period_jitter:
-            model.opt.timestep = self._nominal["timestep"] * self._rng.uniform(1 - p.period_jitter,
-                                                                               1 + p.period_jitter)
-        if p.push_rate_hz and self._rng.random() < p.push_rate_hz * self.unwrapped.dt:
-            angle = self._rng.uniform(0.0, 2.0 * np.pi)
-            self._data.qvel[0:2] += p.push_speed_mps * np.array([np.cos(angle), np.sin(angle)])
-            self.pushes += 1
-        try:
-            obs, reward, terminated, truncated, info = self.env.step(action)
-        finally:
-            model.opt.timestep = self._nominal["timestep"]
-        return self._observe(obs), reward, terminated, truncated, info
-
-    def close(self) -> None:
-        self._restore()
-        super().close()
-
-    def _restore(self) -> None:
-        model, nominal = self._model, self._nominal
-        model.body_mass[:] = nominal["body_mass"]
-        model.geom_friction[:] = nominal["geom_friction"]
-        model.actuator_gainprm[:, 0] = nominal["gain"]
-        model.actuator_biasprm[:, 1] = nominal["bias"]
-        model.opt.timestep = nominal["timestep"]
-
-    def _apply_draw(self) -> None:
-        p, model, rng = self.perturbation, self._model, self._rng
-        self._restore()
+        self._rng = rng = np.random.default_rng(None if seed is None else [seed, 0x5eed])
+        self.restore()
 
         def factors(scale: float, size: int) -> np.ndarray:
             return rng.uniform(1 - scale, 1 + scale, size=size) if scale else np.ones(size)
 
         mass = factors(p.mass_scale, model.nbody)
         friction = factors(p.friction_scale, model.ngeom)
-        kp = factors(p.kp_scale, model.nu)
+        self.kp_factor = factors(p.kp_scale, model.nu)
         model.body_mass[:] = self._nominal["body_mass"] * mass
         model.geom_friction[:, 0] = self._nominal["geom_friction"][:, 0] * friction
-        model.actuator_gainprm[:, 0] = self._nominal["gain"] * kp  # a position servo: gain kp, bias -kp q
-        model.actuator_biasprm[:, 1] = self._nominal["bias"] * kp
+        model.actuator_gainprm[:, 0] = self._nominal["gain"] * self.kp_factor  # a position servo: kp, -kp q
+        model.actuator_biasprm[:, 1] = self._nominal["bias"] * self.kp_factor
         self._bias = rng.normal(0.0, p.obs_bias_std, size=len(self._observed)) if p.obs_bias_std else \
             np.zeros(len(self._observed))
+        self._pending.clear()
 
-    def _observe(self, obs: np.ndarray) -> np.ndarray:
+    def restore(self) -> None:
+        """The nominal model (before a draw, and when the perturbation ends)."""
+        model, nominal = self._model, self._nominal
+        model.body_mass[:] = nominal["body_mass"]
+        model.geom_friction[:] = nominal["geom_friction"]
+        model.actuator_gainprm[:, 0] = nominal["gain"]
+        model.actuator_biasprm[:, 1] = nominal["bias"]
+        model.opt.timestep = nominal["timestep"]
+        self.kp_factor = np.ones(model.nu)
+
+    def delay(self, command):
+        """The command (an action, a servo command: anything) to apply now, `latency_steps` control steps late;
+        until the first delayed one is due, the first one holds."""
+        latency = self.perturbation.latency_steps
+        if not latency:
+            return command
+        self._pending.append(command)
+        return self._pending[0] if len(self._pending) <= latency else self._pending.popleft()
+
+    def step_begin(self) -> None:
+        """Before the physics step: this step's period jitter, and maybe a push."""
+        p = self.perturbation
+        if p.period_jitter:
+            self._model.opt.timestep = self._nominal["timestep"] * self._rng.uniform(1 - p.period_jitter,
+                                                                                     1 + p.period_jitter)
+        if p.push_rate_hz and self._rng.random() < p.push_rate_hz * CONTROL_DT_S:
+            angle = self._rng.uniform(0.0, 2.0 * np.pi)
+            self._data.qvel[0:2] += p.push_speed_mps * np.array([np.cos(angle), np.sin(angle)])
+            self.pushes += 1
+
+    def step_end(self) -> None:
+        self._model.opt.timestep = self._nominal["timestep"]
+
+    def observe(self, obs: np.ndarray) -> np.ndarray:
+        """An env observation with the encoder noise and bias on the robot's coordinates."""
         p = self.perturbation
         if not (p.obs_noise_std or p.obs_bias_std):
             return obs
         obs = np.array(obs, copy=True)
-        noise = self._rng.normal(0.0, p.obs_noise_std, size=len(self._observed)) if p.obs_noise_std else 0.0
-        obs[self._observed] += (self._bias + noise).astype(obs.dtype)
+        obs[self._observed] += self._offsets().astype(obs.dtype)
         quaternion = obs[3:FREE_QPOS]  # keep the base orientation a unit quaternion
         obs[3:FREE_QPOS] = quaternion / max(float(np.linalg.norm(quaternion)), 1e-9)
         return obs
 
+    def observe_coordinates(self, qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """qpos and qvel as measured (the simulator node publishes these): noise and bias on the robot's part."""
+        qpos, qvel = np.array(qpos, dtype=np.float64), np.array(qvel, dtype=np.float64)
+        p = self.perturbation
+        if p.obs_noise_std or p.obs_bias_std:
+            offsets = self._offsets()
+            qpos[:self._nq] += offsets[:self._nq]
+            qvel[:self._nv] += offsets[self._nq:]
+            qpos[3:FREE_QPOS] /= max(float(np.linalg.norm(qpos[3:FREE_QPOS])), 1e-9)
+        return qpos, qvel
 
-__all__ = ["LEVELS", "Perturbation", "Perturbed"]
+    def _offsets(self) -> np.ndarray:
+        p = self.perturbation
+        noise = self._rng.normal(0.0, p.obs_noise_std, size=len(self._observed)) if p.obs_noise_std else 0.0
+        return self._bias + noise
+
+
+class Perturbed(gymnasium.Wrapper):
+    """A sim_bridge env (HumanoidEnv, possibly behind TimeLimit) with `perturbation` applied."""
+
+    def __init__(self, env: gymnasium.Env, perturbation: Perturbation) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        self.perturber = Perturber(base.model, base.data, base.signals.robot_nq, base.signals.robot_nv,
+                                   perturbation)
+
+    @property
+    def perturbation(self) -> Perturbation:
+        return self.perturber.perturbation
+
+    @property
+    def pushes(self) -> int:
+        return self.perturber.pushes
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.perturber.draw(seed)
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self.perturber.observe(obs), info
+
+    def step(self, action):
+        action = self.perturber.delay(np.asarray(action, dtype=np.float32))
+        self.perturber.step_begin()
+        try:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+        finally:
+            self.perturber.step_end()
+        return self.perturber.observe(obs), reward, terminated, truncated, info
+
+    def close(self) -> None:
+        self.perturber.restore()
+        super().close()
+
+
+__all__ = ["LEVELS", "Perturbation", "Perturbed", "Perturber"]

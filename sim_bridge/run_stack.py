@@ -34,6 +34,7 @@ import sim_bridge  # noqa: F401  first: it picks MuJoCo's headless GL backend be
 from ezm_ros import model_path, nodes
 from ezm_ros.process_lifetime import PARENT_PID_ENV
 from sim_bridge.bundle_robot import BundleError, OtherRobotError, check_bundle_robot
+from sim_bridge.perturbations import LEVELS as PERTURBATION_LEVELS
 from sim_bridge.rollout_video import RENDER_S_PER_FRAME
 
 #: Where `ezm-sim` writes its untrained stand-in, and the tasks it covers (all 14 HumanoidBench h1 tasks).
@@ -62,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-clock", action="store_true", help=defaults["publish_clock"].description)
     parser.add_argument("--record", action="store_true", help=defaults["record"].description)
     parser.add_argument("--safety", action="store_true", help=defaults["safety"].description)
+    parser.add_argument("--perturbation", default=defaults["perturbation"].default,
+                        choices=sorted(PERTURBATION_LEVELS), help=defaults["perturbation"].description)
     parser.add_argument("--duration", type=float, default=0.0, help="Stop after this many seconds (0: at Ctrl-C).")
     parser.add_argument("--video", type=Path, default=Path("out/sim.mp4"),
                         help="Rollout video written on exit (.mp4, or .gif: half size and rate, for a README).")
@@ -185,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = nodes.StackOptions(model=str(model), task=args.task, lockstep=args.lockstep, seed=args.seed,
                                  rviz=args.rviz, web_view=args.web_view, namespace=args.namespace.strip("/"),
                                  publish_clock=not args.no_clock, record=args.record,
-                                 safety=args.safety)
+                                 safety=args.safety, perturbation=args.perturbation)
     try:
         nodes.stack_nodes(options)  # the one place that knows which options cannot go together
     except ValueError as err:

@@ -32,6 +32,7 @@ from typing import Final
 import mujoco
 import numpy as np
 from builtin_interfaces.msg import Time
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -64,6 +65,8 @@ from sim_bridge.bundle_robot import BundleError, OtherRobotError, check_bundle_r
 from sim_bridge.env import HumanoidEnv
 from sim_bridge.h1 import constants
 from sim_bridge.joint_servos import DEFAULT_DAMPING_KD, MAX_KD, CommandError, Servos, parse_joint_command
+from sim_bridge.perturbations import LEVELS as PERTURBATION_LEVELS
+from sim_bridge.perturbations import Perturber
 
 NODE_NAME: Final = "ezm_sim"
 #: Names of the 3-vectors a task's observation appends after qpos and qvel (see ezm_msgs/TaskState).
@@ -124,10 +127,11 @@ class SimParams:
     lockstep_republish_s: float
     model_path: str
     max_command_age_s: float
+    perturbation: str
 
 
 #: What `ros2 param set` changes while the simulator runs; every other parameter is read-only.
-LIVE_PARAMETERS: Final = ("command_timeout_s", "damping_kd", "reset_after_fall_s")
+LIVE_PARAMETERS: Final = ("command_timeout_s", "damping_kd", "reset_after_fall_s", "perturbation")
 
 
 def _declare_params(node: Node) -> SimParams:
@@ -162,6 +166,10 @@ def _declare_params(node: Node) -> SimParams:
                                   "older than this (sim time, s) is refused as stale, and one stamped ahead of the "
                                   "simulation's clock as implausible (unstamped commands pass).", read_only=True,
                                   bounds=(0.02, 10.0)),
+        perturbation=declare(node, "perturbation", "none", "Perturbed sim2sim, one of "
+                             f"{', '.join(PERTURBATION_LEVELS)} (sim_bridge/perturbations.py): masses, friction, "
+                             "motor strength and encoder bias drawn at each reset, action latency, encoder noise, "
+                             "period jitter and pushes every step. Live: a change draws at once."),
         model_path=declare(node, "model_path", "", "The planner's model bundle ('' = the shipped one), checked at "
                            "start: one made for another robot (joints, their order, ctrl ranges) ends this node "
                            "with the differences. The launch passes the planner's.", read_only=True),
@@ -173,8 +181,13 @@ class SimNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
         self.p = _declare_params(self)
+        if self.p.perturbation not in PERTURBATION_LEVELS:
+            raise StartupError(f"parameter perturbation: {self.p.perturbation!r} is not one of "
+                               f"{', '.join(PERTURBATION_LEVELS)}")
         self._scheduling = declare_scheduling(self)
-        follow_live_parameters(self, LIVE_PARAMETERS, lambda: self.p, lambda params: setattr(self, "p", params))
+        self.add_on_set_parameters_callback(self._check_parameters)
+        follow_live_parameters(self, LIVE_PARAMETERS, lambda: self.p, self._apply_parameters)
+        self._perturbation_draws = 0  # draws made by parameter changes (their seeds differ from the resets')
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         sensor_overrides = QoSOverridingOptions.with_default_policies()
         self._pub_joints = self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR,
@@ -263,10 +276,33 @@ class SimNode(Node):
         self._env = env
         self._task_name = name
         self._obs = obs
-        self._servos = Servos(env.model, env.action_map.size)
+        self._servos = Servos(env.model, env.action_map.size)  # before the draw: it keeps the nominal gains
+        self._perturber = Perturber(env.model, env.data, env.signals.robot_nq, env.signals.robot_nv,
+                                    PERTURBATION_LEVELS[self.p.perturbation])
+        self._draw_perturbation(self.p.seed + self._resets)
         self._fallen_since_ns = None
         self._episode_return = 0.0
         self._set_speed(forward_speed)
+
+    def _draw_perturbation(self, seed: int) -> None:
+        self._perturber.draw(seed)
+        self._servos.strength = self._perturber.kp_factor
+
+    def _check_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            if param.name == "perturbation" and param.value not in PERTURBATION_LEVELS:
+                return SetParametersResult(successful=False, reason=f"perturbation must be one of "
+                                           f"{', '.join(PERTURBATION_LEVELS)}, got {param.value!r}")
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: SimParams) -> None:
+        changed = params.perturbation != self.p.perturbation
+        self.p = params
+        if changed:  # at once, on the running episode: a live sim2sim knob
+            self._perturbation_draws += 1
+            self._perturber.perturbation = PERTURBATION_LEVELS[params.perturbation]
+            self._draw_perturbation(self.p.seed + self._resets + 100_003 * self._perturbation_draws)
+            self.get_logger().info(f"perturbation {params.perturbation}: drawn on the running episode")
 
     def _set_speed(self, forward_speed: float | None) -> None:
         """Walk and run reward the speed they are asked for (HumanoidBench's `move_speed`); others have none."""
@@ -277,6 +313,7 @@ class SimNode(Node):
 
     def _reset(self) -> None:
         self._resets += 1
+        self._draw_perturbation(self.p.seed + self._resets)
         self._obs, _ = self._env.reset(seed=self.p.seed + self._resets)
         self._fallen_since_ns = None
         self._episode_return = 0.0
@@ -481,11 +518,17 @@ class SimNode(Node):
             # irrelevant with kp 0; keeps ctrl in range
             target = env.data.qpos[FREE_QPOS:FREE_QPOS + env.action_map.size]
         else:
-            self._servos.apply(self._command)
+            command = self._perturber.delay(self._command)  # the perturbation's latency (none: this one)
+            self._servos.apply(command)
             # MuJoCo clamps ctrl to each servo's range anyway; clamping first keeps the action map finite
             # for absurd targets (±1.8e308 would overflow it and end the node).
-            target = np.clip(self._command.position, env.action_map.low, env.action_map.high)
-        obs, reward, terminated, _, info = env.step(env.action_map.to_action(np.asarray(target, dtype=np.float64)))
+            target = np.clip(command.position, env.action_map.low, env.action_map.high)
+        self._perturber.step_begin()
+        try:
+            obs, reward, terminated, _, info = env.step(env.action_map.to_action(np.asarray(target,
+                                                                                            dtype=np.float64)))
+        finally:
+            self._perturber.step_end()
         self._obs = obs
         self._steps += 1
         self._sim_time_ns += int(round(constants.CONTROL_DT_S * 1e9))
@@ -508,7 +551,8 @@ class SimNode(Node):
     # --- publishing -----------------------------------------------------------------------------------------
     def _publish_state(self) -> None:
         stamp = conversions.stamp_from_ns(self._sim_time_ns)
-        joints, imu, odom, task_state = state_messages(self._env, self._obs, self._task_name, stamp)
+        measured = self._perturber.observe_coordinates(self._env.data.qpos, self._env.data.qvel)
+        joints, imu, odom, task_state = state_messages(self._env, self._obs, self._task_name, stamp, measured)
         self._pub_joints.publish(joints)
         self._pub_imu.publish(imu)
         self._pub_odom.publish(odom)
@@ -556,6 +600,8 @@ class SimNode(Node):
             "failed_steps": str(self._tick_errors),
             "scene_loads_deferred": str(self._scene_loads_deferred),
             "scene_loads_refused": str(self._scene_loads_refused),
+            "perturbation": self.p.perturbation,
+            "pushes": str(self._perturber.pushes),
             "state_to_command_latency_p50_ms": pct(self._latencies_ms, 50),
             "state_to_command_latency_p99_ms": pct(self._latencies_ms, 99),
             "state_to_command_latency_max_ms": pct(self._latencies_ms, 100),
@@ -577,16 +623,18 @@ class SimNode(Node):
         self._env.close()
 
 
-def state_messages(env: HumanoidEnv, obs: np.ndarray, task_name: str,
-                   stamp: Time) -> tuple[JointState, Imu, Odometry, TaskState]:
+def state_messages(env: HumanoidEnv, obs: np.ndarray, task_name: str, stamp: Time,
+                   measured: tuple[np.ndarray, np.ndarray] | None = None,
+                   ) -> tuple[JointState, Imu, Odometry, TaskState]:
     """What a robot driver would publish about `env`'s state, with the task's observation extras.
 
     `obs` is the env's latest observation (from `reset` or `step`); its entries after qpos and qvel are
     published as TaskState points (reach's stale hand site and goal), since they cannot be recomputed.
+    `measured`: (qpos, qvel) as the sensors read them (a perturbed sim2sim's encoder noise), else the state's.
     """
     model, data, signals = env.model, env.data, env.signals
     nq, nv, nu = signals.robot_nq, signals.robot_nv, env.action_map.size
-    qpos, qvel = data.qpos, data.qvel
+    qpos, qvel = (data.qpos, data.qvel) if measured is None else measured
     pelvis = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, constants.ROOT_BODY)
     acceleration = np.zeros(6)
     # Proper acceleration (gravity included) of the pelvis in its own frame: what an IMU measures. XBODY, not

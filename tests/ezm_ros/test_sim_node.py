@@ -168,6 +168,45 @@ def test_in_real_time_scenes_compile_off_the_control_thread(launch, probe):
     assert sim.alive()
 
 
+def test_perturbation_is_a_live_parameter_of_the_simulator(launch, probe):
+    """`perturbation` switches a perturbed sim2sim on and off while the simulator runs. In lockstep without
+    commands nothing moves and the idle state is republished: exact copies unperturbed, with the encoder noise
+    and bias of `high` each copy reads differently, and back at `none` the exact state again."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    sim = launch(SIM, "ezm_sim", task="stand", lockstep=True)
+    joints = probe.collect(JointState, topics.JOINT_STATES, qos.SENSOR)
+    diagnostics = probe.collect(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+
+    def set_level(level: str):
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=level)
+        request = SetParameters.Request(parameters=[ParameterMsg(name="perturbation", value=value)])
+        return probe.call(SetParameters, "/ezm_sim/set_parameters", request).results[0]
+
+    def republished(count: int = 4) -> list[np.ndarray]:
+        start = len(joints) + 1  # one published before the change may still be on its way
+        assert probe.spin_until(lambda: len(joints) >= start + count), sim.output()[-2000:]
+        return [np.array(m.position) for _, m in joints[start:start + count]]
+
+    assert probe.spin_until(lambda: len(joints) > 2), sim.output()
+    exact = republished()
+    assert all(np.array_equal(p, exact[0]) for p in exact)
+    refused = set_level("extreme")
+    assert not refused.successful and "one of none, low, medium, high" in refused.reason
+    assert set_level("high").successful
+    noisy = republished()
+    assert all(not np.array_equal(p, exact[0]) for p in noisy), "encoder noise and bias on every state"
+    assert not np.array_equal(noisy[0], noisy[1]), "fresh noise on each"
+    assert np.abs(noisy[0] - exact[0]).max() < 0.1  # high: a few hundredths of a radian
+    assert probe.spin_until(lambda: diagnostics_values(diagnostics[-1][1])["perturbation"] == "high", 3.0)
+    assert set_level("none").successful
+    again = republished()
+    assert all(np.array_equal(p, exact[0]) for p in again), "unperturbed: the exact state again"
+    assert sim.alive()
+
+
 @pytest.mark.parametrize("task", ["reach", "balance_hard"])
 def test_observation_rebuilt_from_topics_equals_the_simulators(launch, probe, task):
     """Over DDS, in lockstep: the planner's observation (from topics) vs the env's own (sim/observation)."""

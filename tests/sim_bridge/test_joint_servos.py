@@ -55,6 +55,22 @@ def test_default_command_restores_humanoidbench_servos_bit_for_bit(env):
     assert np.array_equal(env.model.actuator_gainprm, gain) and np.array_equal(env.model.actuator_biasprm, bias)
 
 
+def test_motor_strength_scales_every_stiffness_the_commands_and_the_models(env):
+    """A perturbed sim2sim draws motor strength (perturbations.Perturber.kp_factor); the servos apply it to the
+    command's kp and to the model's own, or the commanded gains would undo the perturbation."""
+    servos = Servos(env.model, NU)
+    q, dq = env.data.qpos[7:].copy(), env.data.qvel[6:].copy()
+    servos.strength = np.linspace(0.8, 1.2, NU)
+    target = q + 0.01
+    command = ServoCommand(position=target, kp=np.full(NU, 50.0), kd=np.full(NU, 1.0))
+    servos.apply(command)
+    expected = 50.0 * servos.strength * (target - q) + 1.0 * (0.0 - dq)
+    np.testing.assert_allclose(_forces(env, target), np.clip(expected, -_limits(), _limits()), atol=1e-9)
+    servos.apply(ServoCommand(position=target))  # the model's own gains, scaled the same way
+    expected = servos.model_kp * servos.strength * (target - q) - servos.model_kd * dq
+    np.testing.assert_allclose(_forces(env, target), np.clip(expected, -_limits(), _limits()), atol=1e-9)
+
+
 def test_damping_is_kd_only(env):
     Servos(env.model, NU).damp(8.0)
     dq = env.data.qvel[6:].copy()
