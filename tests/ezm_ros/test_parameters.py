@@ -69,6 +69,30 @@ def test_the_params_file_states_the_declared_defaults_and_only_live_parameters_a
         assert not node.set_parameters([Parameter(read_only, value=section[read_only])])[0].successful
 
 
+def test_the_params_file_states_the_safety_nodes_defaults_and_its_joystick_mapping():
+    """The safety node (safety:=true) has its section too: every key it declares, at its declared default, the
+    joystick mapping among them (issue: the mapping is kept in YAML). The launch sets its simulation values
+    (autostart and shorter timeouts) beside the file, as for the other nodes."""
+    from ezm_ros.safety_node import INTENTS, SafetyNode
+
+    section = yaml.safe_load(nodes.config_file(nodes.PARAMS_FILE).read_text())["/**/ezm_safety"]["ros__parameters"]
+    rclpy.init(args=["--ros-args"])
+    node = None
+    try:
+        node = SafetyNode()
+        rclpy_own = {"use_sim_time", "start_type_description_service"}  # every rclpy node declares these
+        declared = {key for key in node._parameters if key not in rclpy_own and not key.startswith("qos_overrides.")}
+        assert set(section) == declared, f"file lacks {declared - set(section)}, has unknown {set(section) - declared}"
+        for key, value in section.items():
+            assert node.get_parameter(key).value == value, f"ezm_safety.{key}: file {value!r}, the default differs"
+        mapping = dict(zip(INTENTS, section["joy_buttons"]))
+        assert mapping["passive"] == -1 and mapping["estop"] >= 0, mapping
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown()
+
+
 @pytest.mark.parametrize("name, args, reason", [
     ("ezm_sim", ["-p", "command_timeout_s:=30.0"], "command_timeout_s"),
     ("ezm_sim", ["-p", "seed:=-3"], "seed"),
