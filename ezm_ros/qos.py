@@ -80,3 +80,15 @@ DIAGNOSTICS: Final = QoSProfile(
     durability=QoSDurabilityPolicy.VOLATILE,
 )
 
+#: /tf: reliable, keep last 100, volatile, as tf2's TransformBroadcaster publishes it and its listeners read it
+#: (a listener interpolates between samples, so none should be dropped).
+TF: Final = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.VOLATILE,
+)
+
+#: robot_description: reliable, transient local, keep last 1, as robot_state_publisher publishes it: rviz's
+#: RobotModel display, started at any time, gets the description at once.
+ROBOT_DESCRIPTION: Final = LATCHED

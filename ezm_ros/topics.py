@@ -34,6 +34,10 @@ MODE_SERVICES: Final = "ezm/mode"  # std_srvs/srv/Trigger: ezm/mode/<intent> (sa
 PLANNER_STATUS: Final = "ezm/planner_status"  # ezm_msgs/PlannerStatus, qos.LATCHED
 ACTIVE_TASK: Final = "ezm/active_task"  # ezm_msgs/TaskCommand (the accepted one), qos.LATCHED
 MARKERS: Final = "ezm/markers"  # visualization_msgs/MarkerArray, qos.VISUALIZATION
+# tf2_msgs/TFMessage, qos.TF: odom -> pelvis and every link. Relative (a namespaced robot has its own tf, as
+# multi-robot ROS setups remap /tf); in the root namespace it is /tf.
+TF: Final = "tf"
+ROBOT_DESCRIPTION: Final = "robot_description"  # std_msgs/String (URDF), qos.ROBOT_DESCRIPTION
 
 # --- services -------------------------------------------------------------------------------------------------
 LIST_TASKS: Final = "ezm/list_tasks"  # ezm_msgs/srv/ListTasks (planner)

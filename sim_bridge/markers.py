@@ -54,7 +54,8 @@ def _pose(position: np.ndarray, quat_wxyz: np.ndarray) -> Pose:
     return pose
 
 
-def _mesh_path(model: mujoco.MjModel, mesh: int) -> str | None:
+def mesh_file(model: mujoco.MjModel, mesh: int) -> str | None:
+    """The file a mesh was loaded from (None for a mesh built in code)."""
     adr = int(model.mesh_pathadr[mesh])
     if adr < 0:
         return None
@@ -115,7 +116,7 @@ class SceneMarkers:
             return _GeomDraw(geom, namespace, Marker.CYLINDER, (2 * float(size[0]), 2 * float(size[0]), length), rgba)
         if kind == g.mjGEOM_MESH:
             mesh = int(m.geom_dataid[geom])
-            path = _mesh_path(m, mesh)
+            path = mesh_file(m, mesh)
             if path is not None:
                 rotation = np.empty(9)
                 mujoco.mju_quat2Mat(rotation, m.mesh_quat[mesh])

@@ -1,9 +1,13 @@
-"""`visualization_node`: the scene as visualization_msgs/MarkerArray on `ezm/markers`, for rviz and the browser.
+"""`visualization_node`: the scene as visualization_msgs/MarkerArray on `ezm/markers`, for rviz and the browser,
+and the robot as rviz's RobotModel display expects it: `/tf` and `/robot_description`.
 
 It keeps its own copy of the active task's MuJoCo scene (built by sim_bridge, never stepped), poses it
 from the state topics (joint_states, odom, task_state) and publishes the H1's link meshes, the scene's
-objects and an arrow for the commanded velocity and heading (`sim_bridge.markers`). Works the same against
-a real robot's state topics, minus the scene objects.
+objects and an arrow for the commanded velocity and heading (`sim_bridge.markers`). With each marker update
+it publishes the TF tree of the pose (odom -> pelvis, then each link from its parent, frames named as the
+bodies), and the robot's URDF once, latched (`sim_bridge.urdf`), so RobotModel and TF displays work as in any
+ROS stack; a ROS install's robot_state_publisher, given the same URDF, would publish the same links from
+joint_states. Works the same against a real robot's state topics, minus the scene objects.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import numpy as np
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from geometry_msgs.msg import TransformStamped
 from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 import sim_bridge
@@ -28,6 +35,7 @@ from ezm_ros.node_runtime import declare, follow_live_parameters, run_node
 from ezm_ros.task_names import TaskNameError, short_task_name
 from sim_bridge import registry
 from sim_bridge.h1 import constants
+from sim_bridge.urdf import robot_urdf
 
 NODE_NAME: Final = "ezm_visualization"
 
@@ -52,6 +60,9 @@ class VisualizationNode(Node):
         )
         follow_live_parameters(self, ("scene_period_s",), lambda: self.p, lambda params: setattr(self, "p", params))
         self._pub = self.create_publisher(MarkerArray, topics.MARKERS, qos.VISUALIZATION)
+        self._pub_tf = self.create_publisher(TFMessage, topics.TF, qos.TF)
+        self._pub_description = self.create_publisher(String, topics.ROBOT_DESCRIPTION, qos.ROBOT_DESCRIPTION)
+        self._description = ""
         self._joints: JointState | None = None
         self._odom: Odometry | None = None
         self._task_state: TaskState | None = None
@@ -72,6 +83,13 @@ class VisualizationNode(Node):
         self._data = mujoco.MjData(env.model)
         self._robot_nq, self._robot_nv = env.signals.robot_nq, env.signals.robot_nv
         self._scene = markers.SceneMarkers(env.model, constants.ROOT_BODY)
+        root = env.model.body(constants.ROOT_BODY).id
+        # The robot's bodies, parents first (MuJoCo numbers a parent before its children): the TF tree.
+        self._links = [b for b in range(env.model.nbody) if int(env.model.body_rootid[b]) == root]
+        description = robot_urdf(env.model, constants.ROOT_BODY, constants.ROBOT_NAME)
+        if description != self._description:  # the same robot in every scene: sent once, latched
+            self._description = description
+            self._pub_description.publish(String(data=description))
         self._default_speed = float(getattr(env.task, "move_speed", 0.0))
         self._scene_sent = -np.inf  # a new scene: clear and resend at once
         self._clear = True
@@ -123,6 +141,31 @@ class VisualizationNode(Node):
             out.markers.extend(markers.task_points(stamp, list(state.points)))
         out.markers.append(self._arrow(stamp, robot.qpos))
         self._pub.publish(out)
+        self._pub_tf.publish(self._transforms(stamp))
+
+    def _transforms(self, stamp) -> TFMessage:
+        """odom -> the root body, then each body from its parent, as posed in `self._data`."""
+        model, data = self._model, self._data
+        out = TFMessage()
+        for body in self._links:
+            parent = int(model.body_parentid[body])
+            position, quat = data.xpos[body], data.xquat[body]
+            if body != self._links[0]:  # relative to the parent: R_pᵀ (p_c - p_p), q_p⁻¹ q_c
+                inverse = np.empty(4)
+                mujoco.mju_negQuat(inverse, data.xquat[parent])
+                relative = np.empty(4)
+                mujoco.mju_mulQuat(relative, inverse, quat)
+                position = data.xmat[parent].reshape(3, 3).T @ (position - data.xpos[parent])
+                quat = relative
+            transform = TransformStamped()
+            transform.header.stamp = stamp
+            transform.header.frame_id = topics.ODOM_FRAME if body == self._links[0] else model.body(parent).name
+            transform.child_frame_id = model.body(body).name
+            t = transform.transform
+            t.translation.x, t.translation.y, t.translation.z = (float(v) for v in position)
+            t.rotation.w, t.rotation.x, t.rotation.y, t.rotation.z = (float(v) for v in quat)
+            out.transforms.append(transform)
+        return out
 
     def _arrow(self, stamp, qpos: np.ndarray):
         """The commanded velocity: the task's speed (or the command's) along its heading (or the robot's)."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sets up the project's virtual environment at `.venv/`: Python packages, then the ezm_msgs interfaces.
+"""Sets up the project's virtual environment at `.venv/`: Python packages, then the ROS 2 interfaces.
 
 Run by `make setup` (and so by `make test` and `make sim`). Standard library only, because it runs
 before the venv exists. Each step records a fingerprint of its inputs in `.venv/.ezm-setup/` and is
@@ -9,9 +9,10 @@ builds nothing.
 Steps:
 1. venv: `python -m venv .venv` with the interpreter running this script (Python >= 3.11).
 2. packages: `pip install -e .[robot,sim,train,msgs-build,test]` plus the torch pin (below).
-3. ezm_msgs: configure, build and install the ament_cmake interface package with plain cmake
+3. interfaces: configure, build and install the ament_cmake interface packages with plain cmake
    against the venv prefix, so `from ezm_msgs.msg import ...` works in the venv with no environment
-   variables (ROS 2 Kilted from PyPI wheels; see docs/ros2-from-wheels.md).
+   variables (ROS 2 Kilted from PyPI wheels; see docs/ros2-from-wheels.md): ezm_msgs, and tf2_msgs
+   (tools/interfaces/: the standard /tf type, which no wheel has; a ROS install uses its own).
 
 Versions: pip installs with `tools/constraints.txt`, the versions the tests last passed with, so a fresh
 machine gets what CI tested (onnxruntime's kernels, say, change between releases). After changing
@@ -44,8 +45,10 @@ COMMON_EXTRAS = ("sim", "train", "msgs-build", "test")
 # Inputs of the package step: what pip reads. Of pyproject.toml only the tables pip uses count, so
 # that editing, say, the pytest settings does not reinstall everything.
 PYPROJECT_TABLES_FOR_PIP = ("build-system", "project", "tool.setuptools")
-# Inputs of the interface step: the package and the build fix injected from outside it.
-MSGS_DIR = "ezm_msgs"
+# Inputs of the interface step: each package and the build fix injected from outside it. (package, its
+# directory, an import that proves the install)
+INTERFACES = (("ezm_msgs", "ezm_msgs", "from ezm_msgs.msg import TaskCommand; from ezm_msgs.srv import SwitchTask"),
+              ("tf2_msgs", "tools/interfaces/tf2_msgs", "from tf2_msgs.msg import TFMessage"))
 CONSTRAINTS = REPO / "tools" / "constraints.txt"
 # Not pinned by the lock: torch and its CUDA companions follow EZM_TORCH (a GPU user's CUDA build), and
 # the project's own (ezm_msgs is built here, not installed from a registry).
@@ -155,23 +158,28 @@ def lock(venv: Path) -> None:
     log(f"wrote {CONSTRAINTS.relative_to(REPO)} ({len(pins)} pins)")
 
 
-def msgs_installed(venv: Path) -> bool:
+def msgs_installed(venv: Path, package: str) -> bool:
     site = next((venv / "lib").glob("python3*/site-packages"), None)
-    return site is not None and (site / "ezm_msgs" / "msg" / "__init__.py").is_file()
+    return site is not None and (site / package / "msg" / "__init__.py").is_file()
 
 
 def build_msgs(venv: Path, packages_value: str) -> None:
+    for package, directory, proof in INTERFACES:
+        build_interface(venv, packages_value, package, REPO / directory, proof)
+
+
+def build_interface(venv: Path, packages_value: str, package: str, source: Path, proof: str) -> None:
     if shutil.which("cmake") is None:
-        sys.exit("[setup] cmake is needed to build ezm_msgs (Debian/Ubuntu: apt-get install cmake g++)")
-    value = fingerprint([REPO / MSGS_DIR, REPO / MSGS_CMAKE_FIX], extra=packages_value)
-    stamp = Stamp(venv, "ezm_msgs")
-    if stamp.matches(value) and msgs_installed(venv):
-        log("ezm_msgs: up to date")
+        sys.exit(f"[setup] cmake is needed to build {package} (Debian/Ubuntu: apt-get install cmake g++)")
+    value = fingerprint([source, REPO / MSGS_CMAKE_FIX], extra=packages_value)
+    stamp = Stamp(venv, package)
+    if stamp.matches(value) and msgs_installed(venv, package):
+        log(f"{package}: up to date")
         return
-    log("ezm_msgs: building")
+    log(f"{package}: building")
     prefix = str(venv.resolve())
-    build = REPO / "build" / MSGS_DIR
-    run(["cmake", "-S", str(REPO / MSGS_DIR), "-B", str(build),
+    build = REPO / "build" / package
+    run(["cmake", "-S", str(source), "-B", str(build),
          f"-DCMAKE_PREFIX_PATH={prefix}", f"-DCMAKE_INSTALL_PREFIX={prefix}",
          "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_TESTING=OFF",
          f"-DPython3_EXECUTABLE={venv_python(venv)}",
@@ -179,8 +187,7 @@ def build_msgs(venv: Path, packages_value: str) -> None:
     run(["cmake", "--build", str(build), f"-j{os.cpu_count() or 1}"], stdout=subprocess.DEVNULL)
     run(["cmake", "--install", str(build)], stdout=subprocess.DEVNULL)
     # Prove the install before recording it: the import needs the venv's rclpy library hook.
-    run([str(venv_python(venv)), "-c", "from ezm_msgs.msg import TaskCommand; from ezm_msgs.srv import SwitchTask"],
-        cwd="/")
+    run([str(venv_python(venv)), "-c", proof], cwd="/")
     stamp.record(value)
 
 
