@@ -64,7 +64,7 @@ def test_every_node_of_the_list_is_a_console_script_with_a_main():
 
 def test_params_file_names_only_declared_parameters_of_listed_nodes():
     params = yaml.safe_load(nodes.config_file(nodes.PARAMS_FILE).read_text())
-    specs = {s.name: s for s in nodes.stack_nodes(nodes.StackOptions(web_view=True)) if s.module}
+    specs = {s.name: s for s in nodes.stack_nodes(nodes.StackOptions(web_view=True, safety=True)) if s.module}
     assert {key.removeprefix("/**/") for key in params} == set(specs)
     for key, section in params.items():
         spec = specs[key.removeprefix("/**/")]
