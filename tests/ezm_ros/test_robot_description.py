@@ -13,7 +13,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
 
-from ezm_ros import qos, topics
+from ezm_ros import conversions, qos, topics
 from sim_bridge.h1 import constants
 from sim_bridge.urdf import forward_kinematics
 
@@ -43,8 +43,14 @@ def test_robot_description_and_tf_follow_the_robot(launch, probe):
     assert links[0] == topics.BASE_FRAME and len(links) == 22
     assert {j.get("name") for j in robot.findall("joint") if j.get("type") == "revolute"} == set(constants.JOINTS)
 
-    # One TF message: the whole tree, odom -> pelvis first, every link once, each from its URDF parent.
-    message = tf[-1][1]
+    # One TF message: the whole tree, odom -> pelvis first, every link once, each from its URDF parent. Taken
+    # from a step whose odometry and joint state the probe has too (under load they may arrive after the tree).
+    probe.spin_for(0.5)
+    odom_stamps = {conversions.stamp_to_ns(m.header.stamp) for _, m in odom}
+    joint_stamps = {conversions.stamp_to_ns(m.header.stamp) for _, m in joints}
+    matched = [m for _, m in tf if conversions.stamp_to_ns(m.transforms[0].header.stamp) in odom_stamps & joint_stamps]
+    assert matched, "the state of some published tree's step reached the probe"
+    message = matched[-1]
     parents = {j.find("child").get("link"): j.find("parent").get("link") for j in robot.findall("joint")}
     frames = [(t.header.frame_id, t.child_frame_id) for t in message.transforms]
     assert frames[0] == (topics.ODOM_FRAME, topics.BASE_FRAME)
