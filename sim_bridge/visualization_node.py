@@ -12,6 +12,7 @@ joint_states. Works the same against a real robot's state topics, minus the scen
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from typing import Final
@@ -65,6 +66,10 @@ class VisualizationNode(Node):
         self._description = ""
         self._joints: JointState | None = None
         self._odom: Odometry | None = None
+        # The last few of each by stamp: the pose is drawn from one step's pair where both carry it (a robot whose
+        # odometry comes from another source, with other stamps, gets the newest of each).
+        self._joints_by_stamp: collections.OrderedDict[int, JointState] = collections.OrderedDict()
+        self._odom_by_stamp: collections.OrderedDict[int, Odometry] = collections.OrderedDict()
         self._task_state: TaskState | None = None
         self._command: TaskCommand | None = None
         self._dirty = False
@@ -97,9 +102,18 @@ class VisualizationNode(Node):
 
     def _on_joints(self, msg: JointState) -> None:
         self._joints, self._dirty = msg, True
+        _remember(self._joints_by_stamp, msg)
 
     def _on_odom(self, msg: Odometry) -> None:
         self._odom, self._dirty = msg, True
+        _remember(self._odom_by_stamp, msg)
+
+    def _latest_pair(self) -> tuple[JointState, Odometry]:
+        common = set(self._joints_by_stamp) & set(self._odom_by_stamp)
+        if not common:
+            return self._joints, self._odom
+        stamp = max(common)
+        return self._joints_by_stamp[stamp], self._odom_by_stamp[stamp]
 
     def _on_task_state(self, msg: TaskState) -> None:
         self._task_state = msg
@@ -116,7 +130,8 @@ class VisualizationNode(Node):
         if not self._dirty or self._joints is None or self._odom is None:
             return
         try:
-            robot = conversions.robot_coordinates(self._joints, self._odom, constants.JOINTS)
+            joints, odom = self._latest_pair()
+            robot = conversions.robot_coordinates(joints, odom, constants.JOINTS)
         except conversions.StateError:
             return  # the planner reports bad states; the picture just waits for a good one
         self._dirty = False
@@ -126,7 +141,7 @@ class VisualizationNode(Node):
         if state is not None and state.task == self._task and len(state.object_qpos) == self._model.nq - self._robot_nq:
             data.qpos[self._robot_nq:] = state.object_qpos
         mujoco.mj_kinematics(self._model, data)
-        stamp = self._joints.header.stamp
+        stamp = joints.header.stamp
         out = MarkerArray()
         if self._clear:
             out.markers.append(markers.delete_all(stamp))
@@ -177,6 +192,16 @@ class VisualizationNode(Node):
         if command is not None and command.has_heading:
             heading = command.heading_rad
         return markers.command_arrow(stamp, qpos[0:3], heading, speed if speed > 0 else None)
+
+
+#: State messages remembered per topic to pair joint states with odometry of the same step.
+PAIRING_DEPTH: Final = 8
+
+
+def _remember(by_stamp: collections.OrderedDict, msg) -> None:
+    by_stamp[conversions.stamp_to_ns(msg.header.stamp)] = msg
+    while len(by_stamp) > PAIRING_DEPTH:
+        by_stamp.popitem(last=False)
 
 
 def main(args: list[str] | None = None) -> int:

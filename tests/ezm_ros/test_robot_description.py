@@ -33,7 +33,7 @@ def test_robot_description_and_tf_follow_the_robot(launch, probe):
     tf = probe.collect(TFMessage, topics.TF, qos.TF)
     joints = probe.collect(JointState, topics.JOINT_STATES, qos.SENSOR)
     odom = probe.collect(Odometry, topics.ODOM, qos.SENSOR)
-    assert probe.spin_until(lambda: len(tf) > 5, 60.0), viz.output()[-2000:] + sim.output()[-1000:]
+    assert probe.spin_until(lambda: len(tf) > 5 and joints and odom, 60.0), viz.output()[-2000:] + sim.output()[-1000:]
     # Latched: a display that subscribes late still gets it at once.
     description = probe.collect(String, topics.ROBOT_DESCRIPTION, qos.ROBOT_DESCRIPTION)
     assert probe.spin_until(lambda: description, 10.0), viz.output()[-2000:]
@@ -44,12 +44,15 @@ def test_robot_description_and_tf_follow_the_robot(launch, probe):
     assert {j.get("name") for j in robot.findall("joint") if j.get("type") == "revolute"} == set(constants.JOINTS)
 
     # One TF message: the whole tree, odom -> pelvis first, every link once, each from its URDF parent. Taken
-    # from a step whose odometry and joint state the probe has too (under load they may arrive after the tree).
+    # from a step whose odometry and joint state the probe has too (under load they may arrive after the tree;
+    # the best-effort state topics may match the probe later than the reliable /tf).
     probe.spin_for(0.5)
     odom_stamps = {conversions.stamp_to_ns(m.header.stamp) for _, m in odom}
     joint_stamps = {conversions.stamp_to_ns(m.header.stamp) for _, m in joints}
     matched = [m for _, m in tf if conversions.stamp_to_ns(m.transforms[0].header.stamp) in odom_stamps & joint_stamps]
-    assert matched, "the state of some published tree's step reached the probe"
+    assert matched, (f"the state of some published tree's step reached the probe: trees at "
+                     f"{[conversions.stamp_to_ns(m.transforms[0].header.stamp) for _, m in tf][-5:]}, odometry at "
+                     f"{sorted(odom_stamps)[-5:]}, joint states at {sorted(joint_stamps)[-5:]}")
     message = matched[-1]
     parents = {j.find("child").get("link"): j.find("parent").get("link") for j in robot.findall("joint")}
     frames = [(t.header.frame_id, t.child_frame_id) for t in message.transforms]
