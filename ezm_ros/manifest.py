@@ -113,6 +113,11 @@ class RobotSpec:
     ctrl_high: tuple[float, ...]
     hold_action: tuple[float, ...]  # the normalised action of the robot's keyframe pose (safe hold target)
     control_dt_s: float  # one action per this many seconds
+    # The position-servo gains the model was trained with, per joint (N·m/rad, N·m·s/rad): what the
+    # pre-flight check compares with the robot's and the safety node's stand-up ramps to. Empty in bundles
+    # exported before they were recorded (the pre-flight check then refuses: it cannot compare them).
+    kp: tuple[float, ...] = ()
+    kd: tuple[float, ...] = ()
 
     @property
     def coordinates_size(self) -> int:
@@ -264,6 +269,12 @@ class Manifest:
         for name in ("joint_names", "ctrl_low", "ctrl_high", "hold_action"):
             if len(getattr(robot, name)) != self.action_dim:
                 problems.append(f"robot.{name} has {len(getattr(robot, name))} entries, action_dim is {self.action_dim}")
+        for name in ("kp", "kd"):  # both recorded or neither (an old bundle)
+            values = getattr(robot, name)
+            if len(values) not in (0, self.action_dim) or len(robot.kp) != len(robot.kd):
+                problems.append(f"robot.{name} has {len(values)} entries: none, or one per joint in kp and kd")
+            elif any(not 0.0 <= v <= MAX_GAIN for v in values):
+                problems.append(f"robot.{name} must be in [0, {MAX_GAIN:g}]")
         if any(low >= high for low, high in zip(robot.ctrl_low, robot.ctrl_high)):
             problems.append("robot.ctrl_low must be below robot.ctrl_high for every joint")
         missing = [key for key in SEARCH_KEYS + ("widen_at_eval",) if key not in self.search]
@@ -363,6 +374,8 @@ def _refuse_constant(name: str) -> float:
     raise BundleError(f"{MANIFEST_FILE} holds {name}: every number of a manifest is finite")
 
 
+#: A servo gain past this (N·m/rad or N·m·s/rad) is a corrupt manifest, not a stiff robot (joint_servos: 1000).
+MAX_GAIN = 10_000.0
 MAX_MODEL_ID = 256  # characters: it is echoed in every planner status
 
 
@@ -415,8 +428,9 @@ def _robot(item: Any) -> RobotSpec:
     names = fields.get("joint_names", list)
     if not all(isinstance(name, str) for name in names):
         raise BundleError(f"{MANIFEST_FILE}: field robot.joint_names should hold strings")
+    gains = {key: _floats(fields, key) for key in ("kp", "kd") if key in fields.data}  # absent: an older bundle
     return RobotSpec(fields.get("name", str), tuple(names), _floats(fields, "ctrl_low"), _floats(fields, "ctrl_high"),
-                     _floats(fields, "hold_action"), fields.get("control_dt_s", float))
+                     _floats(fields, "hold_action"), fields.get("control_dt_s", float), **gains)
 
 
 def _int8(item: dict) -> dict:

@@ -7,14 +7,15 @@ to a default (holosoma#125 traced a fall to a missing action-scale key that sile
     robot: h1                        # a name, compared with the bundle's
     control_rate_hz: 50.0            # the rate the robot's low-level side expects commands at
     joints:                          # in the order of the robot's joint_states / motor indices
-      - {name: left_hip_yaw, lower: -0.43, upper: 0.43}
+      - {name: left_hip_yaw, lower: -0.43, upper: 0.43, kp: 200.0, kd: 5.0}   # rad; N·m/rad, N·m·s/rad
       ...
 
 Compared: robot name, joint count and order, each joint's position limits against the targets the bundle
-can send (its ctrl range must lie within the robot's limits), and the control rate. The bundle does not
-record the servo gains it was trained with (HumanoidBench's, in the simulator's model), so gains are not
-compared; the report says so. The safety node runs the same check at start when given `robot_description`
-and then refuses PLAN on any difference.
+can send (its ctrl range must lie within the robot's limits), each joint's servo gains against those the
+model was trained with (the bundle's robot.kp and robot.kd: a policy trained at one stiffness acts otherwise
+at another), and the control rate. A bundle exported before it recorded its gains cannot be compared: that
+is a difference too, never a silent pass. The safety node runs the same check at start when given
+`robot_description` and then refuses PLAN on any difference.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from typing import Any
 from ezm_ros.manifest import RobotSpec
 
 _TOP_KEYS = {"robot", "control_rate_hz", "joints"}
-_JOINT_KEYS = {"name", "lower", "upper"}
+_JOINT_KEYS = {"name", "lower", "upper", "kp", "kd"}
 #: Targets within this of a limit still count as inside it (rad; float32 rounding of the bundle's ranges).
 LIMIT_TOLERANCE_RAD = 1e-5
 RATE_TOLERANCE = 1e-6
+#: Gains equal to within this fraction count as the same (a YAML writer's rounding).
+GAIN_TOLERANCE = 1e-6
 
 
 class DescriptionError(ValueError):
@@ -46,6 +49,8 @@ class RobotDescription:
     joints: tuple[str, ...]
     lower: tuple[float, ...]
     upper: tuple[float, ...]
+    kp: tuple[float, ...]
+    kd: tuple[float, ...]
 
 
 def _number(value: Any, where: str) -> float:
@@ -69,7 +74,7 @@ def parse_description(data: Any, source: str = "robot description") -> RobotDesc
         raise DescriptionError(f"{source}: control_rate_hz must be > 0")
     if not isinstance(data["joints"], list) or not data["joints"]:
         raise DescriptionError(f"{source}: joints must be a non-empty list")
-    names, lower, upper = [], [], []
+    names, lower, upper, kp, kd = [], [], [], [], []
     for i, joint in enumerate(data["joints"]):
         where = f"{source}: joints[{i}]"
         if not isinstance(joint, dict) or set(joint) != _JOINT_KEYS:
@@ -80,12 +85,17 @@ def parse_description(data: Any, source: str = "robot description") -> RobotDesc
         low, high = _number(joint["lower"], f"{where}.lower"), _number(joint["upper"], f"{where}.upper")
         if low >= high:
             raise DescriptionError(f"{where}: lower {low} is not below upper {high}")
+        gains = _number(joint["kp"], f"{where}.kp"), _number(joint["kd"], f"{where}.kd")
+        if min(gains) < 0:
+            raise DescriptionError(f"{where}: kp and kd must be >= 0")
         names.append(joint["name"])
         lower.append(low)
         upper.append(high)
+        kp.append(gains[0])
+        kd.append(gains[1])
     if len(set(names)) != len(names):
         raise DescriptionError(f"{source}: joint names repeat")
-    return RobotDescription(data["robot"], rate, tuple(names), tuple(lower), tuple(upper))
+    return RobotDescription(data["robot"], rate, tuple(names), tuple(lower), tuple(upper), tuple(kp), tuple(kd))
 
 
 def load_description(path: str | Path) -> RobotDescription:
@@ -98,9 +108,9 @@ def load_description(path: str | Path) -> RobotDescription:
     return parse_description(data, str(path))
 
 
-def preflight(robot: RobotSpec, description: RobotDescription) -> tuple[list[str], list[str]]:
-    """(differences that must stop PLAN, notes). Empty differences: the bundle fits the robot."""
-    problems, notes = [], []
+def preflight(robot: RobotSpec, description: RobotDescription) -> list[str]:
+    """The differences that must stop PLAN; none: the bundle fits the robot."""
+    problems = []
     if robot.name != description.name:
         problems.append(f"robot: bundle {robot.name!r}, robot {description.name!r}")
     if tuple(robot.joint_names) != description.joints:
@@ -116,11 +126,23 @@ def preflight(robot: RobotSpec, description: RobotDescription) -> tuple[list[str
             if bundle_low < low - LIMIT_TOLERANCE_RAD or bundle_high > high + LIMIT_TOLERANCE_RAD:
                 problems.append(f"  limits of {name}: the bundle sends [{bundle_low:.4g}, {bundle_high:.4g}] rad, "
                                 f"the robot allows [{low:.4g}, {high:.4g}]")
+        if not robot.kp:
+            problems.append("gains: the bundle does not record the servo gains it was trained with (exported before "
+                            "they were); export it again to compare them")
+        else:
+            for name, *pair in zip(robot.joint_names, robot.kp, robot.kd, description.kp, description.kd):
+                bundle_kp, bundle_kd, kp, kd = pair
+                if not (_same(bundle_kp, kp) and _same(bundle_kd, kd)):
+                    problems.append(f"  gains of {name}: trained at kp {bundle_kp:g}, kd {bundle_kd:g}; the robot "
+                                    f"runs kp {kp:g}, kd {kd:g}")
     bundle_rate = 1.0 / robot.control_dt_s
     if abs(bundle_rate - description.control_rate_hz) > RATE_TOLERANCE * bundle_rate:
         problems.append(f"control rate: bundle {bundle_rate:g} Hz, robot {description.control_rate_hz:g} Hz")
-    notes.append("gains: not compared (the bundle does not record the servo gains it was trained with)")
-    return problems, notes
+    return problems
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= GAIN_TOLERANCE * max(abs(a), abs(b), 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BundleError, FileNotFoundError, DescriptionError) as err:
         print(f"ezm-preflight: {err}", file=sys.stderr)
         return 2
-    problems, notes = preflight(robot, description)
-    for note in notes:
-        print(f"note: {note}")
+    problems = preflight(robot, description)
     if problems:
         print("MISMATCH: the planner must not drive this robot with this bundle:")
         print("\n".join(problems))

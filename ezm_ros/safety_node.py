@@ -9,8 +9,9 @@ Modes (SafetyStatus.mode; `ezm/mode/<intent>` std_srvs/Trigger services and a se
     PASSIVE   zero torque (kp 0, kd 0)
     DAMPING   kp 0, kd damping_kd: the robot sinks slowly                       <- start, and the state watchdog
     STAND_UP  the target moves from the pose measured at entry to the bundle's default pose over stand_up_s
-              (the servos start with no error, so no jump), then HOLD on its own
-    HOLD      the default pose at the robot's own gains                          <- the command watchdog in PLAN
+              (the servos start with no error, so no jump) while kp ramps from 0 to the gains the model was
+              trained with (the bundle's robot.kp, kd) over its first half; then HOLD on its own
+    HOLD      the default pose at the trained gains                              <- the command watchdog in PLAN
     PLAN      the planner's commands pass, through the guards
     E_STOP    damping, latched: only `reset` leaves it (to DAMPING)             <- tilt and joint-speed guards
 
@@ -63,6 +64,9 @@ INTENTS: Final = ("passive", "damping", "stand_up", "hold", "plan", "estop", "re
 #: button per intent in INTENTS order; launch/config/sim.params.yaml states it for editing. PASSIVE (zero
 #: torque: the robot drops) has no button on purpose.
 DEFAULT_JOY_BUTTONS: Final = (-1, 2, 3, 0, 7, 1, 6)
+#: STAND_UP reaches the trained stiffness after 1/STAND_UP_GAIN_RAMP of its time: from limp (the DAMPING it
+#: starts from) without a jump, and stiff before the pose arrives where it must carry the robot.
+STAND_UP_GAIN_RAMP: Final = 2.0
 
 
 class Mode(enum.Enum):
@@ -161,7 +165,7 @@ class SafetyNode(Node):
         except (BundleError, FileNotFoundError, DescriptionError) as err:
             raise StartupError(str(err)) from None
         # The pre-flight check: differences between the bundle and the robot's own description stop PLAN.
-        self.preflight_problems = preflight(robot, description)[0] if description is not None else []
+        self.preflight_problems = preflight(robot, description) if description is not None else []
         if self.preflight_problems:
             self.get_logger().error("pre-flight check: the bundle does not fit this robot; PLAN is refused:\n"
                                     + "\n".join(self.preflight_problems))
@@ -170,6 +174,12 @@ class SafetyNode(Node):
         self.low, self.high = low + self.p.limit_margin_rad, high - self.p.limit_margin_rad
         self.default_pose = np.clip(robot.to_ctrl(np.asarray(robot.hold_action, np.float32)).astype(np.float64),
                                     self.low, self.high)
+        # The gains the model was trained with: STAND_UP ramps kp up to them and HOLD holds at them. A bundle that
+        # does not record them leaves both at the robot's own gains, and says so.
+        self.trained_gains = (np.asarray(robot.kp), np.asarray(robot.kd)) if robot.kp else None
+        if self.trained_gains is None:
+            self.get_logger().warning("the bundle does not record its servo gains: STAND_UP and HOLD use the "
+                                      "robot's own, with no ramp (export the bundle again to record them)")
         self.dt = 1.0 / self.p.control_rate_hz
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
 
@@ -383,11 +393,16 @@ class SafetyNode(Node):
             if self._q is not None:
                 target = self._q  # irrelevant at kp 0; keeps the target where the joint is
         elif self.mode is Mode.STAND_UP:
-            s = min(1.0, (now - self._mode_since) / self.p.stand_up_s)
+            elapsed = (now - self._mode_since) / self.p.stand_up_s
+            s = min(1.0, elapsed)
             s = s * s * (3.0 - 2.0 * s)  # smoothstep: no velocity jump at either end
             target = (1.0 - s) * self._stand_from + s * self.default_pose
+            if self.trained_gains is not None:  # stiffness from 0 to the trained kp over the first half
+                kp, kd = self.trained_gains[0] * min(1.0, STAND_UP_GAIN_RAMP * elapsed), self.trained_gains[1]
         elif self.mode is Mode.HOLD:
             target = self.default_pose
+            if self.trained_gains is not None:
+                kp, kd = self.trained_gains
         command = JointCommand(name=list(self.joints), position=np.asarray(target, np.float64).tolist())
         if kp is not None:
             command.kp, command.kd = kp.tolist(), kd.tolist()

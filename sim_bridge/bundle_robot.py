@@ -14,6 +14,7 @@ from ezm_ros.manifest import robot_mismatches
 from sim_bridge.h1 import constants
 from sim_bridge.h1.actuators import ActionMap
 from sim_bridge.h1.model import build_h1_model
+from sim_bridge.joint_servos import Servos
 
 
 class OtherRobotError(RuntimeError):
@@ -36,11 +37,14 @@ def check_bundle_robot(bundle: Path, action_map: ActionMap | None = None) -> Non
 
 def describe_simulated_h1() -> dict:
     """The simulated H1 in ezm_ros.preflight's robot-description format (joints in actuator order, each
-    servo's target range as its limits, the control rate)."""
-    action_map = ActionMap.from_model(build_h1_model())
+    servo's target range as its limits and its gains, the control rate)."""
+    model = build_h1_model()
+    action_map = ActionMap.from_model(model)
+    servos = Servos(model, action_map.size)
     return {"robot": constants.ROBOT_NAME, "control_rate_hz": 1.0 / constants.CONTROL_DT_S,
-            "joints": [{"name": name, "lower": float(low), "upper": float(high)}
-                       for name, low, high in zip(constants.ACTUATORS, action_map.low, action_map.high)]}
+            "joints": [{"name": name, "lower": float(low), "upper": float(high), "kp": float(kp), "kd": float(kd)}
+                       for name, low, high, kp, kd in zip(constants.ACTUATORS, action_map.low, action_map.high,
+                                                          servos.model_kp, servos.model_kd)]}
 
 
 def main(argv: list[str] | None = None) -> int:

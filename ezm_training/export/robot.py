@@ -43,13 +43,18 @@ def robot_and_tasks(env_ids: Sequence[str], task_indices: Sequence[int]):
 
 
 def _robot_spec(env, mujoco) -> RobotSpec:
+    from sim_bridge.joint_servos import Servos
+
     model, action_map = env.model, env.action_map
     names = tuple(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in range(action_map.size))
     # The hold pose is the robot's reset keyframe, mapped back through the one action map.
     joint_qpos = [env.robot.keyframe_qpos[model.jnt_qposadr[model.actuator_trnid[i, 0]]] for i in range(action_map.size)]
     hold = action_map.to_action(np.asarray(joint_qpos, np.float32))
+    # The servo gains the model trains with: what a default joint command applies (sim_bridge.joint_servos).
+    servos = Servos(model, action_map.size)
     return RobotSpec(name=env.robot.name, joint_names=names, ctrl_low=_float32s(action_map.low),
-                     ctrl_high=_float32s(action_map.high), hold_action=_float32s(hold), control_dt_s=float(env.dt))
+                     ctrl_high=_float32s(action_map.high), hold_action=_float32s(hold), control_dt_s=float(env.dt),
+                     kp=tuple(float(v) for v in servos.model_kp), kd=tuple(float(v) for v in servos.model_kd))
 
 
 def _float32s(values) -> tuple[float, ...]:

@@ -29,6 +29,7 @@ class _World:
 
     def __init__(self, probe, bundle):
         self.probe = probe
+        self.bundle = bundle
         robot = read_manifest(bundle).robot
         self.names = list(robot.joint_names)
         self.low, self.high = np.asarray(robot.ctrl_low), np.asarray(robot.ctrl_high)
@@ -111,6 +112,13 @@ def test_the_modes_from_damping_to_plan_and_back(world):
     assert start_error < 0.05, "the stand-up starts from the measured pose: no jump"
     distance = np.abs(targets - default).max(axis=1)
     assert np.all(np.diff(distance) <= 1e-9) and distance[-1] < 1e-6, "monotonically to the default pose"
+    # The stiffness ramps from limp to the gains the model was trained with (the bundle's), never past them.
+    robot = read_manifest(w.bundle).robot
+    stand_up = [m for _, m in w.commands[first:] if len(m.kp)]
+    kp = np.array([m.kp for m in stand_up])
+    assert kp[0].max() < 0.5 * max(robot.kp), "the ramp starts limp"
+    assert np.all(np.diff(kp, axis=0) >= -1e-9) and np.all(kp <= np.asarray(robot.kp) + 1e-9)
+    assert np.allclose(stand_up[-1].kp, robot.kp) and np.allclose(stand_up[-1].kd, robot.kd), "HOLD: trained gains"
 
     assert not w.call("plan").success  # no planner command is arriving
     w.plan_target = default + 0.05
