@@ -2,7 +2,8 @@
 
 Prints each topic's message count and rate, the task changes the planner accepted, the planner's step
 latency p50 / p99 / max with its deadline misses, fallbacks (by reason) and stale states over the record,
-and the simulator's or robot's mode changes and damping entries (from diagnostics). --plot draws the
+the safety layer's mode changes with their reasons, the faults it saw and its interventions (ezm/safety), and
+the simulator's or robot's mode changes and damping entries (from diagnostics). --plot draws the
 planner's step latency and root value, the pelvis height (odom) and the simulator's real-time factor, against
 time (needs matplotlib, which the `sim` extra installs). Reads any ROS 2 MCAP (this stack's recorder or
 rosbag2's) with `mcap_ros2`, no ROS install needed.
@@ -19,20 +20,25 @@ import numpy as np
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
+from ezm_msgs.msg import SafetyStatus
 from ezm_ros import topics
 
 _STATUS_TYPE = "ezm_msgs/msg/PlannerStatus"
 _ACTIVE_TYPE = "ezm_msgs/msg/TaskCommand"
 _DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 _ODOM_TYPE = "nav_msgs/msg/Odometry"
+_SAFETY_TYPE = "ezm_msgs/msg/SafetyStatus"
+#: SafetyStatus counters, printed as the layer's interventions over the record.
+_INTERVENTIONS = ("rejected_nonfinite", "clamped_positions", "rate_limited", "gains_limited", "state_watchdog_trips",
+                  "command_watchdog_trips", "estops")
 
 
 def read(path: Path) -> dict:
     """The figures of a record: per-topic counts and spans, and the planner's and simulator's series."""
     per_topic: dict[str, list[int]] = collections.defaultdict(list)
-    status, tasks, modes, heights = [], [], [], []
+    status, tasks, modes, heights, safety = [], [], [], [], []
     factory, decoders = DecoderFactory(), {}
-    wanted = (_STATUS_TYPE, _ACTIVE_TYPE, _ODOM_TYPE, _DIAGNOSTICS_TYPE)
+    wanted = (_STATUS_TYPE, _ACTIVE_TYPE, _ODOM_TYPE, _DIAGNOSTICS_TYPE, _SAFETY_TYPE)
     with open(path, "rb") as handle:
         for schema, channel, message in make_reader(handle).iter_messages():
             per_topic[channel.topic].append(message.log_time)
@@ -48,12 +54,15 @@ def read(path: Path) -> dict:
                 tasks.append((t, decoded.task))
             elif schema.name == _ODOM_TYPE and channel.topic.endswith(topics.ODOM):
                 heights.append((t, decoded.pose.pose.position.z))
+            elif schema.name == _SAFETY_TYPE and channel.topic.endswith(topics.SAFETY):
+                safety.append((t, decoded))
             elif schema.name == _DIAGNOSTICS_TYPE:
                 for entry in decoded.status:
                     values = {kv.key: kv.value for kv in entry.values}
                     if "mode" in values:
                         modes.append((t, entry.name, values))
-    return {"topics": per_topic, "status": status, "tasks": tasks, "modes": modes, "heights": heights}
+    return {"topics": per_topic, "status": status, "tasks": tasks, "modes": modes, "heights": heights,
+            "safety": safety}
 
 
 def summary(record: dict) -> str:
@@ -82,6 +91,8 @@ def summary(record: dict) -> str:
                      f", stale states {last.stale_states - first.stale_states}")
         if reasons:
             lines.append("fallbacks by reason: " + ", ".join(f"{r} ({n})" for r, n in reasons.most_common(5)))
+    if record.get("safety"):
+        lines += _safety_lines(record["safety"], start)
     if record["modes"]:
         changes = [record["modes"][0]] + [b for a, b in zip(record["modes"], record["modes"][1:])
                                           if a[2]["mode"] != b[2]["mode"]]
@@ -89,6 +100,24 @@ def summary(record: dict) -> str:
         lines.append(f"damping entries: {record['modes'][-1][2].get('damping_entries', '?')}, failed steps: "
                      f"{record['modes'][-1][2].get('failed_steps', '?')}")
     return "\n".join(lines)
+
+
+def _safety_lines(series: list, start: float) -> list[str]:
+    """The safety layer's mode changes (with the reason of each), the faults raised and its interventions."""
+    changes = [series[0]] + [b for a, b in zip(series, series[1:]) if (a[1].mode, a[1].reason) != (b[1].mode,
+                                                                                                   b[1].reason)]
+    lines = ["safety modes: " + "; ".join(f"{m.mode} at {t - start:.1f} s ({m.reason})" for t, m in changes)]
+    raised = 0
+    for _, m in series:
+        raised |= int(m.faults)
+    # The decoded messages carry the fields only; the fault bits' names are the message definition's.
+    names = [name.removeprefix("FAULT_").lower() for name in dir(SafetyStatus)
+             if name.startswith("FAULT_") and raised & int(getattr(SafetyStatus, name))]
+    first, last = series[0][1], series[-1][1]
+    counted = [(name, int(getattr(last, name)) - int(getattr(first, name))) for name in _INTERVENTIONS]
+    lines.append("safety faults: " + (", ".join(sorted(names)) if names else "none"))
+    lines.append("safety interventions: " + ", ".join(f"{name} {n}" for name, n in counted))
+    return lines
 
 
 def plot(record: dict, out: Path) -> None:

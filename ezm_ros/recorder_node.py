@@ -101,6 +101,7 @@ class RecorderNode(Node):
             self.counts[topic] = 0
             self.create_subscription(msg_type, topic, self._writer_for(topic, channel), self._qos_for(offered),
                                      raw=True)
+            self.get_logger().info(f"recording {topic} ({type_name})")
 
     @staticmethod
     def _qos_for(offered: list[QoSProfile]) -> QoSProfile:

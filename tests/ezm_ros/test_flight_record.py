@@ -3,7 +3,9 @@ the mcap library reads with its CRCs checked and mcap_ros2 decodes, and ezm-reco
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 from mcap.reader import make_reader
@@ -90,3 +92,50 @@ def test_every_node_of_the_stack_ends_cleanly_on_sigterm(launch, probe, tiny_bun
         assert node.process.wait(timeout=30) == 0, node.output()
         assert "Traceback" not in node.output(), node.output()
     assert record_summary.main([str(path)]) == 0
+
+
+@pytest.mark.slow
+def test_a_record_of_a_run_with_a_fault_shows_the_fault(tiny_bundle, tmp_path, probe, capsys):
+    """`ezm-sim --safety --record`: the safety layer walks towards PLAN, an operator's E_STOP (or a guard's,
+    first) latches it, and the record of the run, read back, says when and why, with the layer's interventions."""
+    import subprocess
+    import sys
+
+    from ezm_msgs.msg import SafetyStatus
+    from std_srvs.srv import Trigger
+
+    from ezm_ros import qos, topics
+
+    repo = Path(__file__).resolve().parents[2]
+    safety = probe.collect(SafetyStatus, topics.SAFETY, qos.LATCHED)
+    run = subprocess.Popen([sys.executable, "-m", "sim_bridge.run_stack", "--model", str(tiny_bundle), "--task",
+                            "stand", "--safety", "--record", "--duration", "14", "--no-video", "--logs",
+                            str(tmp_path / "logs")], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        recorder_log = tmp_path / "logs" / "ezm_recorder.log"
+        assert probe.spin_until(lambda: safety and safety[-1][1].mode in ("HOLD", "PLAN", "E_STOP") and recorder_log.exists()
+                                and f"recording /{topics.SAFETY} " in recorder_log.read_text(), 60.0), "no PLAN"
+        probe.spin_for(0.5)  # a few statuses in PLAN on the record
+        stopped = probe.call(Trigger, f"{topics.MODE_SERVICES}/estop", Trigger.Request())
+        assert stopped.success, stopped.message
+        assert probe.spin_until(lambda: safety[-1][1].mode == "E_STOP", 5.0)
+        out, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, out
+    records = sorted((tmp_path / "records").glob("ezm-*.mcap"))
+    assert len(records) == 1, out
+
+    assert record_summary.main([str(records[0])]) == 0
+    text = capsys.readouterr().out
+    assert "/ezm/safety" in text
+    modes = next(line for line in text.splitlines() if line.startswith("safety modes: "))
+    # The untrained model (or HOLD, if the planner is slow to start: holding the keyframe falls in about 1.6 s)
+    # may fall first, and the tilt guard latch E_STOP before the operator does: either way the record shows the
+    # stop, its cause and the modes before it (from whichever the recorder joined in: the status is latched).
+    assert "E_STOP at" in modes and modes.index("E_STOP at") > len("safety modes: "), modes  # after other modes
+    assert any(cause in modes.split("E_STOP at")[1] for cause in ("estop", "guard")), modes
+    interventions = next(line for line in text.splitlines() if line.startswith("safety interventions: "))
+    assert "estops 0" not in interventions, interventions
