@@ -60,10 +60,6 @@ from ezm_ros.preflight import DescriptionError, load_description, preflight
 
 NODE_NAME: Final = "ezm_safety"
 INTENTS: Final = ("passive", "damping", "stand_up", "hold", "plan", "estop", "reset")
-#: The default joystick mapping (joy_linux's Xbox layout: A 0, B 1, X 2, Y 3, LB 4, RB 5, Back 6, Start 7), one
-#: button per intent in INTENTS order; launch/config/sim.params.yaml states it for editing. PASSIVE (zero
-#: torque: the robot drops) has no button on purpose.
-DEFAULT_JOY_BUTTONS: Final = (-1, 2, 3, 0, 7, 1, 6)
 #: STAND_UP reaches the trained stiffness after 1/STAND_UP_GAIN_RAMP of its time: from limp (the DAMPING it
 #: starts from) without a jump, and stiff before the pose arrives where it must carry the robot.
 STAND_UP_GAIN_RAMP: Final = 2.0
@@ -135,7 +131,9 @@ def _declare(node: Node) -> SafetyParams:
                                 read_only=True, bounds=(0.01, 10.0)),
         command_timeout_s=declare(node, "command_timeout_s", 0.1, "In PLAN, no planner command for this long: "
                                   "HOLD, s.", read_only=True, bounds=(0.01, 10.0)),
-        joy_buttons=tuple(declare(node, "joy_buttons", list(DEFAULT_JOY_BUTTONS), "sensor_msgs/Joy button index of "
+        # No buttons unless configured: a mapping assumes one pad's layout (launch/config/sim.params.yaml holds
+        # joy_linux's Xbox one), and another pad's buttons would mean other intents.
+        joy_buttons=tuple(declare(node, "joy_buttons", [-1] * len(INTENTS), "sensor_msgs/Joy button index of "
                                   f"each intent, in the order {', '.join(INTENTS)}; -1: none.", read_only=True)),
         autostart=declare(node, "autostart", False, "Simulation only: walk DAMPING -> STAND_UP -> HOLD -> PLAN "
                           "once at start, as soon as each step is allowed (never after an E_STOP).", read_only=True),

@@ -93,11 +93,12 @@ class StateCache:
         self._owners: dict[str, tuple[bytes, float]] = {}  # topic -> (owner's GID, when it was last heard)
         self.epoch = 0  # timelines restarted so far (a consumer comparing stamps starts afresh)
         self.foreign = 0  # messages ignored: not from their topic's owner
+        self._held_before = 0  # held out by timelines a takeover replaced (`held` never goes down)
 
     @property
     def held(self) -> int:
         """Messages held out so far for a stamp off their topic's timeline."""
-        return sum(timeline.held for timeline in self._timelines.values())
+        return self._held_before + sum(timeline.held for timeline in self._timelines.values())
 
     def add_joint_state(self, msg: JointState, publisher: bytes | None = None) -> None:
         self._add("joints", msg, publisher)
@@ -119,6 +120,7 @@ class StateCache:
                 self.foreign += 1
                 return False
             self._topics[topic].clear()
+            self._held_before += self._timelines[topic].held
             self._timelines[topic] = StampTimeline()
             self.epoch += 1
         self._owners[topic] = (publisher, now)

@@ -54,6 +54,9 @@ class CollectorProcess:
         self._connection, child = context.Pipe()
         # Not a daemon: daemonic processes may not start the env workers. The child dies with this process
         # (ezm_ros.process_lifetime.die_with_parent) and `close` ends it.
+        if state is not None and not restore_episodes and "seen_transitions" in state:
+            # A rebuilt replay drops the chunk that was in flight: the counts go back to those the trainer had seen.
+            state = {**state, "transitions": state["seen_transitions"]}
         self._process = context.Process(target=_serve, args=(child, cfg.to_json(), list(env_ids), num_workers, state,
                                                              resume_count, restore_episodes),
                                         name="ezm-collector")
@@ -63,6 +66,8 @@ class CollectorProcess:
             self.close()
             raise RuntimeError(f"the collector process did not start within {_START_TIMEOUT_S:.0f} s")
         self._update(self._receive())
+        if state is not None and "seen_long_episodes" in state:
+            self.long_episodes = bool(state["seen_long_episodes"])  # what the next chunk is sent with
         if state is not None and restore_episodes and "held_chunk" in state:
             # Continue exactly where the saving trainer was: the chunk it had in flight is back in flight, and
             # the counts it had seen are those it had not yet been told the chunk's.
@@ -112,6 +117,7 @@ class CollectorProcess:
         state = self._receive()["state"]
         state["held_chunk"] = _reply_to_state(self._held) if self._pending else None
         state["seen_transitions"] = np.asarray(self.transitions).copy()
+        state["seen_long_episodes"] = self.long_episodes
         state["seen_stat_sums"] = [dict(self.search_stats.sums), self.search_stats.count]
         return state
 

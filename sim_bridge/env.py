@@ -195,14 +195,26 @@ class HumanoidEnv(gymnasium.Env[np.ndarray, np.ndarray]):
                 "task_state": self.task_state, "last_obs": self._last_obs.copy()}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
-        """Continue the episode `snapshot` was taken in. ValueError (nothing changed) if it does not fit."""
+        """Continue the episode `snapshot` was taken in. ValueError, with nothing changed, if it does not fit:
+        every part is checked before any is applied."""
+        keys = {"physics", "np_random", "task_state", "last_obs"}
+        if not isinstance(snapshot, dict) or set(snapshot) != keys:
+            raise ValueError(f"a HumanoidEnv snapshot has exactly {sorted(keys)}")
         last_obs = np.asarray(snapshot["last_obs"], dtype=np.float64)
         if last_obs.shape != self._last_obs.shape:
             raise ValueError(f"snapshot observation has shape {last_obs.shape}, this env's is {self._last_obs.shape}")
         generator = np.random.Generator(np.random.PCG64())
-        generator.bit_generator.state = snapshot["np_random"]  # a foreign bit generator raises here
-        set_physics_state(self.model, self.data, snapshot["physics"])
-        self.task_state = dict(snapshot["task_state"])
+        try:
+            generator.bit_generator.state = snapshot["np_random"]
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"snapshot RNG state is not a PCG64 state ({err})") from None
+        task_state = snapshot["task_state"]
+        if not isinstance(task_state, dict) or set(task_state) != set(self.task_state):
+            raise ValueError(f"snapshot task state {task_state!r} is not this task's ({sorted(self.task_state)})")
+        physics = np.asarray(snapshot["physics"], dtype=np.float64)
+        check_physics_state(self.model, physics)
+        set_physics_state(self.model, self.data, physics)
+        self.task_state = dict(task_state)
         self.np_random = generator
         self._last_obs = last_obs.copy()
 
@@ -239,19 +251,25 @@ def physics_state(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
     return state
 
 
-def set_physics_state(model: mujoco.MjModel, data: mujoco.MjData, state: np.ndarray) -> None:
-    """Put back a `physics_state` vector and recompute the derived quantities (positions, contacts, sensors)
-    that readers of `data` see, without touching the state. ValueError if it has the wrong size or is not
-    finite (nothing is changed then)."""
-    state = np.asarray(state, dtype=np.float64)
+def check_physics_state(model: mujoco.MjModel, state: np.ndarray) -> None:
+    """ValueError unless `state` is a finite `physics_state` vector of this model."""
     size = mujoco.mj_stateSize(model, _INTEGRATION_STATE)
     if state.shape != (size,):
         raise ValueError(f"physics state has shape {state.shape}, this model's is ({size},)")
     if not np.isfinite(state).all():
         raise ValueError("physics state must be finite")
+
+
+def set_physics_state(model: mujoco.MjModel, data: mujoco.MjData, state: np.ndarray) -> None:
+    """Put back a `physics_state` vector and recompute the derived quantities (positions, contacts, sensors)
+    that readers of `data` see, without touching the state. ValueError if it has the wrong size or is not
+    finite (nothing is changed then)."""
+    state = np.asarray(state, dtype=np.float64)
+    check_physics_state(model, state)
     mujoco.mj_setState(model, data, state, _INTEGRATION_STATE)
     mujoco.mj_forward(model, data)
     mujoco.mj_setState(model, data, state, _INTEGRATION_STATE)  # mj_forward may not change what mj_step reads
 
 
-__all__ = ["DEFAULT_RENDER_SIZE_PX", "RESET_NOISE", "HumanoidEnv", "physics_state", "set_physics_state"]
+__all__ = ["DEFAULT_RENDER_SIZE_PX", "RESET_NOISE", "HumanoidEnv", "check_physics_state", "physics_state",
+           "set_physics_state"]

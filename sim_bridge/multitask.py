@@ -37,12 +37,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium
-import mujoco
 import numpy as np
 
 from ezm_ros.process_lifetime import die_with_parent
 from sim_bridge import registry
-from sim_bridge.env import physics_state, set_physics_state
 from sim_bridge.h1.constants import COLLISION_HUMANOIDBENCH, NU
 
 
@@ -102,34 +100,32 @@ def make_h1(env_id: str, collision: str = COLLISION_HUMANOIDBENCH) -> gymnasium.
 
 def env_snapshot(env: gymnasium.Env) -> dict[str, Any] | None:
     """The state of one env's episode in progress, with its wrappers' (TimeLimit's step count), as arrays and
-    plain values; None for an env this cannot capture exactly (neither `snapshot()` on the unwrapped env, as
-    `sim_bridge.env.HumanoidEnv` has, nor a gymnasium MuJoCo env)."""
+    plain values; None for an env this cannot capture exactly. Only envs with `snapshot()`/`restore()` on the
+    unwrapped env (`sim_bridge.env.HumanoidEnv`) can: another MuJoCo env (gymnasium's Ant reads body positions
+    left from the previous step, which a restore recomputes) would continue close to, not exactly as, before."""
     base = env.unwrapped
-    if hasattr(base, "snapshot"):
-        state = base.snapshot()
-    elif isinstance(getattr(base, "model", None), mujoco.MjModel) and isinstance(getattr(base, "data", None),
-                                                                                mujoco.MjData):
-        state = {"physics": physics_state(base.model, base.data), "np_random": base.np_random.bit_generator.state}
-    else:
+    if not (hasattr(base, "snapshot") and hasattr(base, "restore")):
         return None
-    return {"env": state, "elapsed_steps": [wrapper._elapsed_steps for wrapper in _time_limits(env)]}
+    return {"env": base.snapshot(), "elapsed_steps": [wrapper._elapsed_steps for wrapper in _time_limits(env)]}
 
 
 def restore_env(env: gymnasium.Env, snapshot: dict[str, Any]) -> None:
-    """Continue the episode an `env_snapshot` of an env of the same id captured. ValueError if it does not fit."""
+    """Continue the episode an `env_snapshot` of an env of the same id captured. ValueError if it does not fit
+    (checked before anything is changed)."""
+    if not isinstance(snapshot, dict) or set(snapshot) != {"env", "elapsed_steps"}:
+        raise ValueError("a snapshot is a mapping of 'env' and 'elapsed_steps'")
     limits = _time_limits(env)
-    elapsed = [int(steps) for steps in snapshot["elapsed_steps"]]
+    try:
+        elapsed = [int(steps) for steps in snapshot["elapsed_steps"]]
+    except (TypeError, ValueError):
+        raise ValueError(f"snapshot step counts {snapshot['elapsed_steps']!r} are not integers") from None
     if len(elapsed) != len(limits) or any(not 0 <= steps <= limit._max_episode_steps
                                           for steps, limit in zip(elapsed, limits)):
         raise ValueError(f"snapshot step counts {elapsed} do not fit this env's time limits")
-    base, state = env.unwrapped, snapshot["env"]
-    if hasattr(base, "restore"):
-        base.restore(state)
-    else:
-        generator = np.random.Generator(np.random.PCG64())
-        generator.bit_generator.state = state["np_random"]
-        set_physics_state(base.model, base.data, state["physics"])
-        base.np_random = generator
+    base = env.unwrapped
+    if not hasattr(base, "restore"):
+        raise ValueError(f"{type(base).__name__} cannot continue a snapshot")
+    base.restore(snapshot["env"])
     for limit, steps in zip(limits, elapsed):
         limit._elapsed_steps = steps  # TimeLimit keeps its count private; a restored episode ends on time
 
@@ -210,7 +206,8 @@ def _worker(connection: multiprocessing.connection.Connection, env_ids: Sequence
             try:
                 result = {"reset": group.reset, "step": group.step, "reset_some": group.reset_some,
                           "snapshot": group.snapshot, "restore": group.restore}[command](payload)
-            except ValueError:  # bad input (an action, a snapshot): the caller's error; this worker serves on
+            except (ValueError, KeyError, TypeError):  # bad input (an action, a snapshot): the caller's error;
+                # nothing was changed by it (the envs check first), so this worker serves on
                 connection.send(("error", traceback.format_exc()))
                 continue
             connection.send(("ok", result))
@@ -314,7 +311,7 @@ class MultiTaskVectorEnv:
         else:
             for connection, chunk in zip(self._connections, self._chunks):
                 connection.send(("reset", seeds[chunk]))
-            obs = np.concatenate([self._receive(c) for c in self._connections])
+            obs = np.concatenate(self._receive_all(self._connections))
         return obs
 
     def reset_envs(self, mask: np.ndarray, seed: int | None = None) -> np.ndarray:
@@ -336,7 +333,7 @@ class MultiTaskVectorEnv:
             if local:
                 connection.send(("reset_some", local))
                 parts.append(connection)
-        obs = [self._receive(c) for c in parts]
+        obs = self._receive_all(parts)
         return np.concatenate(obs) if obs else np.zeros((0, self.obs_size))
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
@@ -348,7 +345,7 @@ class MultiTaskVectorEnv:
             return self._local.step(actions)
         for connection, chunk in zip(self._connections, self._chunks):
             connection.send(("step", actions[chunk]))
-        parts = [self._receive(c) for c in self._connections]
+        parts = self._receive_all(self._connections)
         infos = [info for part in parts for info in part[4]]
         obs, rewards, terminated, truncated = (np.concatenate([part[k] for part in parts]) for k in range(4))
         return obs, rewards, terminated, truncated, infos
@@ -360,7 +357,7 @@ class MultiTaskVectorEnv:
             return self._local.snapshot()
         for connection in self._connections:
             connection.send(("snapshot", None))
-        return [snapshot for connection in self._connections for snapshot in self._receive(connection)]
+        return [snapshot for part in self._receive_all(self._connections) for snapshot in part]
 
     def restore(self, snapshots: Sequence[dict[str, Any]]) -> None:
         """Continue the episodes of a `snapshot` taken from a vector env of the same ids. ValueError if they
@@ -368,18 +365,17 @@ class MultiTaskVectorEnv:
         if len(snapshots) != self.num_envs or any(snapshot is None for snapshot in snapshots):
             raise ValueError(f"need a snapshot for each of the {self.num_envs} envs")
         if self._local is not None:
-            self._local.restore(snapshots)
+            try:
+                self._local.restore(snapshots)
+            except (KeyError, TypeError) as error:
+                raise ValueError(f"snapshot does not fit: {type(error).__name__}: {error}") from None
             return
         for connection, chunk in zip(self._connections, self._chunks):
             connection.send(("restore", list(snapshots[chunk])))
-        errors = []
-        for connection in self._connections:
-            try:
-                self._receive(connection)
-            except RuntimeError as error:
-                errors.append(str(error).strip().splitlines()[-1])
-        if errors:
-            raise ValueError(f"snapshot does not fit: {errors[0]}")
+        try:
+            self._receive_all(self._connections)
+        except RuntimeError as error:
+            raise ValueError(f"snapshot does not fit: {str(error).strip().splitlines()[-1]}") from None
 
     def close(self) -> None:
         if self._local is not None:
@@ -407,6 +403,20 @@ class MultiTaskVectorEnv:
     def __del__(self) -> None:
         if getattr(self, "_processes", None):
             self.close()
+
+    @classmethod
+    def _receive_all(cls, connections: Sequence[multiprocessing.connection.Connection]) -> list[Any]:
+        """Every worker's reply, in order; a worker's error is raised only once all have answered, so no reply is
+        left in a pipe to be taken for the next request's (workers serve on after a bad request)."""
+        replies, error = [], None
+        for connection in connections:
+            try:
+                replies.append(cls._receive(connection))
+            except RuntimeError as err:
+                error = error or err
+        if error is not None:
+            raise error
+        return replies
 
     @staticmethod
     def _receive(connection: multiprocessing.connection.Connection) -> Any:

@@ -86,6 +86,7 @@ class Perturber:
         # Observation entries of the robot's coordinates: qpos [0, nq) and qvel [model.nq, model.nq + nv).
         self._observed = np.concatenate([np.arange(robot_nq), model.nq + np.arange(robot_nv)])
         self._rng = np.random.default_rng(0)
+        self._noise_rng = np.random.default_rng(1)
         self._bias = np.zeros(len(self._observed))
         self._pending: collections.deque = collections.deque()
         self.kp_factor = np.ones(model.nu)
@@ -95,6 +96,9 @@ class Perturber:
         """New masses, frictions, servo stiffness and encoder biases, from the nominal model; delays cleared."""
         p, model = self.perturbation, self._model
         self._rng = rng = np.random.default_rng(None if seed is None else [seed, 0x5eed])
+        # The encoder noise has a stream of its own: how often a state is read (a simulator republishing an idle
+        # state) must not change the pushes and jitter that follow.
+        self._noise_rng = np.random.default_rng(None if seed is None else [seed, 0x5eed, 1])
         self.restore()
 
         def factors(scale: float, size: int) -> np.ndarray:
@@ -168,7 +172,7 @@ class Perturber:
 
     def _offsets(self) -> np.ndarray:
         p = self.perturbation
-        noise = self._rng.normal(0.0, p.obs_noise_std, size=len(self._observed)) if p.obs_noise_std else 0.0
+        noise = self._noise_rng.normal(0.0, p.obs_noise_std, size=len(self._observed)) if p.obs_noise_std else 0.0
         return self._bias + noise
 
 

@@ -93,16 +93,17 @@ class _SceneBuild:
 
     name: str
     speed: float | None
-    built: concurrent.futures.Future  # -> (HumanoidEnv, first observation)
+    built: concurrent.futures.Future  # -> (HumanoidEnv, first observation, seconds the build took)
     started_steps: int  # control steps of the old scene when the build started (the log says how many it made)
     why: str  # for the log: who asked
 
 
-def _build_scene(name: str, collision: str, seed: int) -> tuple[HumanoidEnv, np.ndarray]:
+def _build_scene(name: str, collision: str, seed: int) -> tuple[HumanoidEnv, np.ndarray, float]:
     """Compile and reset a task's scene (0.1-0.5 s of MuJoCo compile; it releases the GIL most of the time)."""
+    start = time.monotonic()
     env = sim_bridge.make(registry.env_id(constants.ROBOT_NAME, name), collision=collision).unwrapped
     obs, _ = env.reset(seed=seed)
-    return env, obs
+    return env, obs, time.monotonic() - start
 
 
 class Mode(enum.Enum):
@@ -188,6 +189,7 @@ class SimNode(Node):
         self.add_on_set_parameters_callback(self._check_parameters)
         follow_live_parameters(self, LIVE_PARAMETERS, lambda: self.p, self._apply_parameters)
         self._perturbation_draws = 0  # draws made by parameter changes (their seeds differ from the resets')
+        self._measured = None  # (state key, the noisy qpos and qvel published for it)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         sensor_overrides = QoSOverridingOptions.with_default_policies()
         self._pub_joints = self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR,
@@ -261,7 +263,7 @@ class SimNode(Node):
     def _load(self, task: str, keep_state: bool, forward_speed: float | None = None) -> None:
         """Build the task's scene here and now (start, lockstep)."""
         name = short_task_name(task, registry.robot_tasks(constants.ROBOT_NAME))
-        env, obs = _build_scene(name, self.p.collision, self.p.seed + self._resets)
+        env, obs, _ = _build_scene(name, self.p.collision, self.p.seed + self._resets)
         self._install(env, obs, name, keep_state, forward_speed)
 
     def _install(self, env: HumanoidEnv, obs: np.ndarray, name: str, keep_state: bool,
@@ -383,10 +385,12 @@ class SimNode(Node):
         while self._builds and self._builds[0].built.done():
             build = self._builds.popleft()
             try:
-                env, obs = build.built.result()
+                env, obs, seconds = build.built.result()
             except Exception as err:  # noqa: BLE001  a scene that fails to build leaves the old one running
                 self.get_logger().error(f"the scene of {build.name} failed to build ({type(err).__name__}: {err}); "
                                         f"still simulating {self._task_name}")
+                if self._wanted_scene is not None and self._wanted_scene[0] == build.name:
+                    self._wanted_scene = None  # not tried again until asked again (it would fail the same way)
                 continue
             speed = build.speed
             if self._wanted_scene is not None and self._wanted_scene[0] == build.name:
@@ -394,9 +398,9 @@ class SimNode(Node):
             self._install(env, obs, build.name, keep_state=True, forward_speed=speed)
             self._publish_state()
             deferred = f"; {self._scene_loads_deferred} requests deferred so far" if self._scene_loads_deferred else ""
-            self.get_logger().info(f"{build.why}: loaded the scene of {build.name} (compiled off the control thread; "
-                                   f"the old scene made {self._steps - build.started_steps} control steps meanwhile"
-                                   f"{deferred})")
+            self.get_logger().info(f"{build.why}: loaded the scene of {build.name} (compiled in {seconds:.3f} s off "
+                                   f"the control thread; the old scene made {self._steps - build.started_steps} "
+                                   f"control steps meanwhile{deferred})")
         if self._wanted_scene is None or self._builds:
             return False
         name, speed = self._wanted_scene
@@ -551,8 +555,12 @@ class SimNode(Node):
     # --- publishing -----------------------------------------------------------------------------------------
     def _publish_state(self) -> None:
         stamp = conversions.stamp_from_ns(self._sim_time_ns)
-        measured = self._perturber.observe_coordinates(self._env.data.qpos, self._env.data.qvel)
-        joints, imu, odom, task_state = state_messages(self._env, self._obs, self._task_name, stamp, measured)
+        # One reading per state: a republished state (lockstep, idle) carries the same encoder noise.
+        key = (self._sim_time_ns, self._resets, id(self._env), self._perturbation_draws)
+        if self._measured is None or self._measured[0] != key:
+            self._measured = key, self._perturber.observe_coordinates(self._env.data.qpos, self._env.data.qvel)
+        joints, imu, odom, task_state = state_messages(self._env, self._obs, self._task_name, stamp,
+                                                       self._measured[1])
         self._pub_joints.publish(joints)
         self._pub_imu.publish(imu)
         self._pub_odom.publish(odom)

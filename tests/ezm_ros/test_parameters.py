@@ -70,8 +70,8 @@ def test_the_params_file_states_the_declared_defaults_and_only_live_parameters_a
 
 
 def test_the_params_file_states_the_safety_nodes_defaults_and_its_joystick_mapping():
-    """The safety node (safety:=true) has its section too: every key it declares, at its declared default, the
-    joystick mapping among them (issue: the mapping is kept in YAML). The launch sets its simulation values
+    """The safety node (safety:=true) has its section too: every key it declares, at its declared default, and
+    the joystick mapping the node leaves to configuration (kept in the YAML). The launch sets its simulation values
     (autostart and shorter timeouts) beside the file, as for the other nodes."""
     from ezm_ros.safety_node import INTENTS, SafetyNode
 
@@ -84,9 +84,12 @@ def test_the_params_file_states_the_safety_nodes_defaults_and_its_joystick_mappi
         declared = {key for key in node._parameters if key not in rclpy_own and not key.startswith("qos_overrides.")}
         assert set(section) == declared, f"file lacks {declared - set(section)}, has unknown {set(section) - declared}"
         for key, value in section.items():
-            assert node.get_parameter(key).value == value, f"ezm_safety.{key}: file {value!r}, the default differs"
-        mapping = dict(zip(INTENTS, section["joy_buttons"]))
+            if key != "joy_buttons":  # the node maps no button by default: a mapping assumes one pad's layout
+                assert node.get_parameter(key).value == value, f"ezm_safety.{key}: file {value!r}, default differs"
+        assert list(node.get_parameter("joy_buttons").value) == [-1] * len(INTENTS)
+        mapping = dict(zip(INTENTS, section["joy_buttons"]))  # the file's: joy_linux's Xbox layout
         assert mapping["passive"] == -1 and mapping["estop"] >= 0, mapping
+        assert len(set(section["joy_buttons"]) - {-1}) == len(INTENTS) - 1, "one button per intent, none shared"
     finally:
         if node is not None:
             node.destroy_node()

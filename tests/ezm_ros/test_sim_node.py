@@ -161,17 +161,21 @@ def test_in_real_time_scenes_compile_off_the_control_thread(launch, probe):
     rejected = probe.call(SwitchTask, topics.SIM_LOAD_TASK, SwitchTask.Request(command=TaskCommand(task="fly")))
     assert not rejected.accepted and "unknown task 'fly'" in rejected.reason and rejected.active_task == "reach"
     # The node's own count: control steps the old scene made while each new one compiled (the old code made
-    # none: it compiled on the control thread). Counted, not timed: any load of a few control periods shows it.
-    meanwhile = [int(line.split("the old scene made ")[1].split(" control steps")[0])
-                 for line in sim.output().splitlines() if "the old scene made " in line]
-    assert len(meanwhile) == 2 and all(steps >= 1 for steps in meanwhile), sim.output()[-2000:]
+    # none: it compiled on the control thread). Held against the compile's own duration, not this machine's: a
+    # compile of 5 control periods or more must have let the loop step (a faster one proves nothing either way).
+    loads = [(float(line.split("compiled in ")[1].split(" s")[0]),
+              int(line.split("the old scene made ")[1].split(" control steps")[0]))
+             for line in sim.output().splitlines() if "the old scene made " in line]
+    assert len(loads) == 2, sim.output()[-2000:]
+    assert all(steps >= 1 for seconds, steps in loads if seconds >= 5 * constants.CONTROL_DT_S), loads
     assert sim.alive()
 
 
 def test_perturbation_is_a_live_parameter_of_the_simulator(launch, probe):
     """`perturbation` switches a perturbed sim2sim on and off while the simulator runs. In lockstep without
-    commands nothing moves and the idle state is republished: exact copies unperturbed, with the encoder noise
-    and bias of `high` each copy reads differently, and back at `none` the exact state again."""
+    commands nothing moves and the idle state is republished: the exact state unperturbed; at `high` a reading
+    with encoder noise and bias (one per state: every republished copy is the same reading, so how often a state
+    is read changes nothing); back at `none` the exact state again."""
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
@@ -197,8 +201,8 @@ def test_perturbation_is_a_live_parameter_of_the_simulator(launch, probe):
     assert not refused.successful and "one of none, low, medium, high" in refused.reason
     assert set_level("high").successful
     noisy = republished()
-    assert all(not np.array_equal(p, exact[0]) for p in noisy), "encoder noise and bias on every state"
-    assert not np.array_equal(noisy[0], noisy[1]), "fresh noise on each"
+    assert not np.array_equal(noisy[0], exact[0]), "encoder noise and bias on the published state"
+    assert all(np.array_equal(p, noisy[0]) for p in noisy), "one reading per state"
     assert np.abs(noisy[0] - exact[0]).max() < 0.1  # high: a few hundredths of a radian
     assert probe.spin_until(lambda: diagnostics_values(diagnostics[-1][1])["perturbation"] == "high", 3.0)
     assert set_level("none").successful

@@ -103,6 +103,7 @@ def test_saving_while_a_chunk_is_in_flight_keeps_it_in_flight_and_a_restored_pro
     first = CollectorProcess(cfg, list(cfg.task_ids), num_workers=0)
     try:
         first.collect(model, 6)  # past the random warm-up: the chunks below are searched
+        first.long_episodes = True  # as the trainer sets it once training passes long_episodes_after
         first.submit(model, 7)
         state = first.state_dict()  # a checkpoint in the middle of a chunk
         assert first.pending and state["held_chunk"] is not None and "in_flight" in state
@@ -115,6 +116,7 @@ def test_saving_while_a_chunk_is_in_flight_keeps_it_in_flight_and_a_restored_pro
     second = CollectorProcess(cfg, list(cfg.task_ids), num_workers=0, state=state, resume_count=1)
     try:
         assert second.pending  # the saved chunk is back in flight, not stored early
+        assert second.long_episodes, "the next chunk goes out with the episode length the trainer had set"
         got = [second.result(), second.collect(model, 9)]
         np.testing.assert_array_equal(second.transitions, expected_transitions)
     finally:

@@ -137,4 +137,23 @@ def test_a_snapshot_continues_every_episode_bit_for_bit_in_another_vector_env():
             copy.restore(wrong)
         with pytest.raises(ValueError, match="a snapshot for each"):
             copy.restore(snapshot[:2])
+        broken = [{"env": {k: v for k, v in snapshot[0]["env"].items() if k != "np_random"},
+                   "elapsed_steps": snapshot[0]["elapsed_steps"]}] + list(snapshot[1:])
+        with pytest.raises(ValueError, match="snapshot does not fit: .*exactly"):
+            copy.restore(broken)  # a key missing: refused by name, the worker serves on
         assert copy.step(actions[0])[0].shape == (len(ids), copy.obs_size)
+
+
+def test_a_bad_request_to_one_worker_leaves_every_pipe_in_step():
+    """Workers serve on after refusing bad input; the vector env reads every worker's reply before raising, so
+    the next request gets its own answers, not a stale one left in a pipe."""
+    ids = ("h1-walk-v0", "h1-stand-v0")
+    with MultiTaskVectorEnv(ids, num_workers=2) as envs:
+        envs.reset(seed=0)
+        actions = np.zeros((2, 19), np.float32)
+        actions[0, 0] = np.nan
+        with pytest.raises(RuntimeError, match="action"):
+            envs.step(actions)
+        obs = envs.reset(seed=1)
+        assert obs.shape == (2, envs.obs_size)
+        assert envs.step(np.zeros((2, 19), np.float32))[0].shape == (2, envs.obs_size)
