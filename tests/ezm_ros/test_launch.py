@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ezm_ros import nodes
+from ezm_ros import mode_keys, nodes
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch" / "sim.launch.py"
@@ -84,4 +84,4 @@ def test_colcon_installs_the_launch_file_and_its_config():
     config_dir = REPO / "ezm_ros" / "../launch/config"
     config = glob(str(config_dir / "*.yaml")) + glob(str(config_dir / "*.rviz"))
     assert [Path(p).name for p in launch] == ["sim.launch.py"]
-    assert {Path(p).name for p in config} == {nodes.PARAMS_FILE, nodes.RVIZ_FILE}
+    assert {Path(p).name for p in config} == {nodes.PARAMS_FILE, nodes.RVIZ_FILE, mode_keys.KEYS_FILE}

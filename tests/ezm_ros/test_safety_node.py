@@ -6,6 +6,7 @@ The test plays the robot (joint_states, odom) and the planner (ezm/planner_comma
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -277,3 +278,36 @@ def test_a_fallen_robot_can_be_reset_and_stays_limp(world):
     assert w.call("stand_up").success  # standing up is the operator's call; the guard acts once it drives
     w.tick(0.2)
     assert w.mode() == "E_STOP" and w.status[-1][1].estops == 2
+
+
+def test_keys_switch_modes_and_a_bad_mapping_is_refused_by_name(world, tmp_path):
+    """`ezm-keys` from a pipe: each character calls its intent's service and prints the answer."""
+    import subprocess
+    import sys
+
+    from ezm_ros.mode_keys import KeysError, load_keys
+
+    w = world
+    w.tick(0.2)
+    keys = subprocess.Popen([sys.executable, "-m", "ezm_ros.mode_keys"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    keys.stdin.write("xsp ")  # x: no intent; s: stand up; p: plan (refused: not from STAND_UP); space: E_STOP
+    keys.stdin.close()
+    deadline = time.monotonic() + 60
+    while keys.poll() is None and time.monotonic() < deadline:
+        w.tick(0.1)  # the robot's state keeps coming, as stand_up needs a fresh one
+    if keys.poll() is None:
+        keys.kill()
+    out = keys.stdout.read()
+    assert keys.wait(timeout=10) == 0, out
+    assert "'x': no intent" in out and "stand_up: done" in out, out
+    assert "plan: refused: plan starts from HOLD" in out and "estop: done" in out, out
+    w.tick(0.2)
+    assert w.mode() == "E_STOP"
+
+    for text, message in (("estop: space\nreset: space\n", "is the key of both"),
+                          ("halt: h\n", "is not an intent"), ("estop: esc\n", "not one character")):
+        path = tmp_path / "keys.yaml"
+        path.write_text(text)
+        with pytest.raises(KeysError, match=message):
+            load_keys(path)
