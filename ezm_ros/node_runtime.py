@@ -6,7 +6,8 @@ change into that dataclass, so a writable parameter is never accepted and then i
 parameters carry their bounds in the descriptor, so rclpy itself refuses an out-of-range value at start
 (a YAML or launch override) and at run time (`ros2 param set` reports why). `run_node` is the `main` of
 ros2/examples (SIGINT and SIGTERM end the spin through
-`KeyboardInterrupt` or `ExternalShutdownException`; shutdown only if the context is still up).
+`KeyboardInterrupt` or `ExternalShutdownException`; shutdown only if the context is still up), with a
+bounded wait so that a lost wake-up cannot keep a stopped node alive.
 Ctrl-C in a terminal running `ros2 launch` reaches every node twice, from the terminal and from launch,
 which forwards it; the second must not interrupt the clean-up of the first.
 """
@@ -25,11 +26,18 @@ from typing import Any, Final
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from ezm_ros.process_lifetime import follow_launcher
 
+
+#: How long the executor waits for work before it looks at the context again. rclpy ends a spin on
+#: SIGINT/SIGTERM from its own signal thread: it triggers the executor's guard condition and shuts the
+#: context down. On a loaded 2-core machine the trigger was lost about once in 15 SIGTERMs (the
+#: interface round-trip test's peer, a CI failure), and an unbounded `rclpy.spin` then waited in
+#: `rmw_wait` forever; a bounded wait sees the shut-down context within this time instead.
+SHUTDOWN_POLL_S: Final = 0.25
 
 #: Seeds are numpy/MuJoCo seeds: non-negative and within a C int.
 SEED_BOUNDS: Final = (0, 2**31 - 1)
@@ -87,7 +95,7 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     node = None
     try:
         node = factory()
-        rclpy.spin(node)
+        spin_until_shutdown(node)
     except StartupError as err:
         print(f"[{getattr(factory, '__name__', 'node')}] cannot start: {err}", file=sys.stderr, flush=True)
         return 2
@@ -109,6 +117,18 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def spin_until_shutdown(node: Node) -> None:
+    """Spin `node` until its context is shut down; raises ExternalShutdownException then, as `rclpy.spin`
+    does, but never waits longer than SHUTDOWN_POLL_S without looking at the context."""
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        while True:
+            executor.spin_once(timeout_sec=SHUTDOWN_POLL_S)
+    finally:
+        executor.remove_node(node)
 
 
 class RateLimiter:

@@ -2,18 +2,17 @@
 
 Subscribes `echo_in/<Type>` and republishes what it receives on `echo_out/<Type>`; serves
 `list_tasks` and `switch_task` with answers derived from the request, so the test can check that
-requests arrive intact. Exits on SIGTERM/SIGINT.
+requests arrive intact. Exits on SIGTERM/SIGINT, through the stack's own `run_node`.
 """
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 from ezm_msgs.msg import JointCommand, PlannerStatus, TaskCommand
 from ezm_msgs.srv import ListTasks, SwitchTask
+from ezm_ros.node_runtime import run_node
 
 MESSAGE_TYPES = (TaskCommand, PlannerStatus, JointCommand)
 KNOWN_TASKS = ("stand", "walk", "run")
@@ -52,18 +51,5 @@ class EchoPeer(Node):
         return response
 
 
-def main() -> None:
-    rclpy.init()
-    node = EchoPeer()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-
-
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_node(EchoPeer))
