@@ -57,6 +57,11 @@ COMPARE = (("cpu-run-1", str(REPO / "docs/runs/cpu-run-1/config.json")),
            ("cpu, 3 stored/task/update", "preset:cpu transitions_per_task=600000"),
            ("cpu, 3 stored, in-process collector", "preset:cpu transitions_per_task=600000 collector_process=false"),
            ("cpu, 16 reanalysis simulations", "preset:cpu reanalyze_simulations=0"))
+# --engines: the local engine against the Ray engine (ezm_training/ray_engine.py) on this machine, same config.
+# Ray reserves half a CPU per actor so that a collector and a reanalysis actor fit on 2 cores beside the learner.
+ENGINES = (("local", "preset:cpu"),
+           ("ray", "preset:cpu engine=ray collector_process=false ray_actor_cpus=0.5"),
+           ("ray, 2 collectors", "preset:cpu engine=ray collector_process=false ray_actor_cpus=0.5 num_actors=2"))
 
 
 class _ModelTimer:
@@ -180,7 +185,28 @@ def measure_end_to_end(cfg: EZMConfig, args) -> dict:
     timed = rows[1:]  # the first window holds the random warm-up and the first (compiling) update
     seconds = sum(window / float(row["updates_per_s"]) for row in timed)
     env_steps = int(timed[-1]["env_steps"]) - int(rows[0]["env_steps"])
-    return {"updates_per_s": window * len(timed) / seconds, "env_steps_per_s": env_steps / seconds,
+    result = {"updates_per_s": window * len(timed) / seconds, "env_steps_per_s": env_steps / seconds,
+              "stored_per_update": cfg.transitions_per_step * cfg.num_tasks}
+    if cfg.engine == "ray":
+        result["actors"] = actor_costs(cfg, rows[0], timed[-1], window * len(timed), env_steps)
+    return result
+
+
+def actor_costs(cfg: EZMConfig, first: dict, last: dict, updates: int, env_steps: int) -> dict:
+    """What each part of a Ray run costs over the timed window, from the cumulative timers of its train_log.csv:
+    ms of a collector actor per env step, ms of a reanalysis actor per batch, ms of the learner per update and
+    its waits for chunks and for targets."""
+
+    def spent(key: str) -> float:
+        return float(last.get(key) or 0.0) - float(first.get(key) or 0.0)
+
+    collector_s = sum(spent(f"time/collector_{part}") for part in ("env", "search", "bookkeeping"))
+    return {"collector_ms_per_env_step": 1000 * collector_s / max(1, env_steps),
+            "reanalysis_ms_per_batch": 1000 * spent("time/reanalysis_actors") / updates,
+            "update_ms": 1000 * spent("time/update") / updates,
+            "wait_collect_ms": 1000 * spent("time/collect") / updates,
+            "wait_reanalysis_ms": 1000 * spent("time/reanalyze") / updates,
+            "num_actors": cfg.num_actors, "reanalyze_workers": cfg.reanalyze_workers,
             "stored_per_update": cfg.transitions_per_step * cfg.num_tasks}
 
 
@@ -198,6 +224,8 @@ def main() -> None:
                         help="a setting to measure (repeatable); see above")
     parser.add_argument("--compare", action="store_true", help="cpu-run-1's config against the cpu preset and its "
                         "variants (COMPARE)")
+    parser.add_argument("--engines", action="store_true", help="the local engine against the Ray engine (ENGINES), "
+                        "end to end, with each Ray actor's costs and the cluster estimate")
     parser.add_argument("--tasks", default="h1-locomotion")
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--batch-size", type=int, default=48)
@@ -221,6 +249,9 @@ def main() -> None:
     specs = [item.split("=", 1) for item in args.setting]
     if args.compare:  # first, so the ratios are to cpu-run-1's configuration
         specs = list(COMPARE) + specs
+        args.end_to_end = args.end_to_end or 150
+    if args.engines:
+        specs = list(ENGINES) + specs
         args.end_to_end = args.end_to_end or 150
     settings = [(label, load_setting(spec)) for label, spec in specs] or [(args.preset, flags_setting(args))]
 
@@ -265,6 +296,29 @@ def report(settings, results, args) -> None:
             cells = [f"{100 * r[phase][index][1] / r[total]:.0f}% ({1000 * r[phase][index][1] / per:.1f} ms)"
                      for r in results]
             print(f"| {phase} | {part} | " + " | ".join(cells) + " |")
+    ray_runs = [(label, result["end_to_end"]["actors"]) for (label, _), result in zip(settings, results)
+                if "actors" in result.get("end_to_end", {})]
+    if ray_runs:
+        report_actors(ray_runs)
+
+
+def report_actors(ray_runs: list[tuple[str, dict]]) -> None:
+    """Each Ray actor's cost, and from it how many of each a cluster needs to keep a learner fed."""
+    print("\nRay engine, per part (end-to-end window; collector time summed over its actors):\n")
+    print("| | " + " | ".join(label for label, _ in ray_runs) + " |")
+    print("|---|" + "---:|" * len(ray_runs))
+    for name, key in (("collector actor, ms per env step", "collector_ms_per_env_step"),
+                      ("reanalysis actor, ms per batch", "reanalysis_ms_per_batch"),
+                      ("learner update, ms", "update_ms"), ("learner wait for chunks, ms per update", "wait_collect_ms"),
+                      ("learner wait for targets, ms per update", "wait_reanalysis_ms")):
+        print(f"| {name} | " + " | ".join(f"{costs[key]:.1f}" for _, costs in ray_runs) + " |")
+    _, costs = ray_runs[0]
+    # A learner making U updates/s needs U x stored_per_update env steps/s and U reanalysed batches/s.
+    per_update_collect = costs["collector_ms_per_env_step"] * costs["stored_per_update"]
+    print(f"\nTo keep a learner at U updates/s, measured here: {per_update_collect:.0f} ms of collector actor and "
+          f"{costs['reanalysis_ms_per_batch']:.0f} ms of reanalysis actor per update, i.e. "
+          f"{per_update_collect / 1000:.2f}·U collector actors and {costs['reanalysis_ms_per_batch'] / 1000:.2f}·U "
+          f"reanalysis actors (this machine's cores, this config).")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ from ezm_training.networks import WorldModel
 from ezm_training.replay import Segment
 
 
+# Seed distance between the collectors of one run: far beyond the 1,000 a resume adds.
+_STREAM_SEED_STRIDE = 1_000_003
+
+
 @dataclass
 class Episode:
     task: int
@@ -135,13 +139,15 @@ class Collector:
     """Steps a MultiTaskVectorEnv-like `venv` (reset, step, reset_envs; same-step autoreset with
     infos[i]["final_obs"]) whose env i runs config task i mod T."""
 
-    def __init__(self, cfg: EZMConfig, venv, device: torch.device | str = "cpu", resume_count: int = 0):
+    def __init__(self, cfg: EZMConfig, venv, device: torch.device | str = "cpu", resume_count: int = 0,
+                 stream: int = 0):
         self.cfg = cfg
         self.venv = venv
         self.device = torch.device(device)
         self.num_envs = venv.num_envs
         self.env_task = np.arange(self.num_envs) % cfg.num_tasks
-        self.rng = np.random.default_rng(cfg.seed + 7_919)  # random warm-up actions
+        # stream: the collector's number among a run's collectors (the Ray engine runs several); 0 alone.
+        self.rng = np.random.default_rng([cfg.seed + 7_919, stream] if stream else cfg.seed + 7_919)  # warm-up
         self.calls = 0  # search calls made; folds into the search keys
         self.transitions = np.zeros(cfg.num_tasks, dtype=np.int64)  # env steps taken per task
         self.long_episodes = False  # set by the trainer once training passes long_episodes_after
@@ -155,7 +161,7 @@ class Collector:
         # Seeds the env resets and the search keys. A resumed run whose episodes in flight cannot be restored
         # (an old checkpoint, an env without snapshots) starts fresh ones with new seeds, never replaying the
         # first run's; restored episodes bring their own seed back (load_state_dict).
-        self.seed = cfg.seed + 1_000 * resume_count
+        self.seed = cfg.seed + 1_000 * resume_count + _STREAM_SEED_STRIDE * stream
         obs = venv.reset(seed=self.seed)
         self._obs = obs
         for blocks, row in zip(self._blocks, obs):

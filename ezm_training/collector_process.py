@@ -40,31 +40,25 @@ class CollectorProcess:
     """A `Collector` in a child process; `collect` (blocking) or `submit` then `result` (overlapped).
 
     Mirrors the parts of `Collector` the trainer reads: `transitions`, `timers`, `long_episodes`,
-    `pop_stats()`, `state_dict()`, `close()`.
+    `pop_stats()`, `state_dict()`, `close()`. `channel(args)` places the `CollectorService` elsewhere (a Ray
+    actor: ray_engine.py); by default it runs in a spawned child process. `stream` numbers the collectors of
+    one run, so that each acts on seeds of its own.
     """
 
     def __init__(self, cfg: EZMConfig, env_ids: list[str], *, num_workers: int | None = None,
-                 state: dict | None = None, resume_count: int = 0, restore_episodes: bool = True):
+                 state: dict | None = None, resume_count: int = 0, restore_episodes: bool = True, stream: int = 0,
+                 channel=None):
         self.cfg = cfg
         self.long_episodes = False
         self.search_stats = SearchStatMeans()  # transitions and timers come with every reply (`_update`)
         self._pending = False
         self._held: dict | None = None  # a chunk's reply taken from the child before a save, not yet result()'d
-        context = multiprocessing.get_context("spawn")  # never fork a process that holds torch's threads
-        self._connection, child = context.Pipe()
-        # Not a daemon: daemonic processes may not start the env workers. The child dies with this process
-        # (ezm_ros.process_lifetime.die_with_parent) and `close` ends it.
         if state is not None and not restore_episodes and "seen_transitions" in state:
             # A rebuilt replay drops the chunk that was in flight: the counts go back to those the trainer had seen.
             state = {**state, "transitions": state["seen_transitions"]}
-        self._process = context.Process(target=_serve, args=(child, cfg.to_json(), list(env_ids), num_workers, state,
-                                                             resume_count, restore_episodes),
-                                        name="ezm-collector")
-        self._process.start()
-        child.close()
-        if not self._connection.poll(_START_TIMEOUT_S):
-            self.close()
-            raise RuntimeError(f"the collector process did not start within {_START_TIMEOUT_S:.0f} s")
+        args = (cfg.to_json(), list(env_ids), num_workers, state, resume_count, restore_episodes, stream)
+        self._channel = channel(args) if channel is not None else _PipeChannel(args)
+        self._send("hello", None)
         self._update(self._receive())
         if state is not None and "seen_long_episodes" in state:
             self.long_episodes = bool(state["seen_long_episodes"])  # what the next chunk is sent with
@@ -82,11 +76,19 @@ class CollectorProcess:
         """A chunk is being collected."""
         return self._pending
 
+    @property
+    def held(self) -> bool:
+        """The chunk in flight is already here (taken from the collector for a checkpoint)."""
+        return self._held is not None
+
     def submit(self, model: torch.nn.Module, num_steps: int) -> None:
         """Start collecting `num_steps` vector steps with a copy of `model`'s weights as they are now."""
+        self.submit_weights(model_weights(model), num_steps)
+
+    def submit_weights(self, weights, num_steps: int) -> None:
+        """`submit` with the weights already as `model_weights` gives them (or as the channel shares them)."""
         if self._pending:
             raise RuntimeError("a chunk is already in flight; take its result() first")
-        weights = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
         self._send("collect", (weights, int(num_steps), self.long_episodes))
         self._pending = True
 
@@ -122,6 +124,69 @@ class CollectorProcess:
         return state
 
     def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_channel", None) is not None:
+            self.close()
+
+    def _update(self, reply: dict) -> None:
+        self.transitions = reply["transitions"]
+        self.timers = reply["timers"]
+        self.search_stats.add(*reply["stat_sums"])
+
+    def _send(self, command: str, payload) -> None:
+        self._channel.send(command, payload)
+
+    def _receive(self) -> dict:
+        return self._channel.receive()
+
+
+def model_weights(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """A model's weights as numpy arrays: what a collector's `collect` command carries."""
+    return {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
+
+
+class CollectorDied(RuntimeError):
+    """The process or actor running a collector is gone (killed, crashed, its node lost)."""
+
+
+class _PipeChannel:
+    """Commands to a `CollectorService` in a spawned child process, over a pipe."""
+
+    def __init__(self, args: tuple):
+        context = multiprocessing.get_context("spawn")  # never fork a process that holds torch's threads
+        self._connection, child = context.Pipe()
+        # Not a daemon: daemonic processes may not start the env workers. The child dies with this process
+        # (ezm_ros.process_lifetime.die_with_parent) and `close` ends it.
+        self._process = context.Process(target=_serve, args=(child, *args), name="ezm-collector")
+        self._process.start()
+        child.close()
+        self._started = False
+
+    def send(self, command: str, payload) -> None:
+        try:
+            self._connection.send((command, payload))
+        except (BrokenPipeError, ConnectionResetError):
+            raise self._died() from None
+
+    def receive(self) -> dict:
+        if not self._started:
+            if not self._connection.poll(_START_TIMEOUT_S):
+                self.close()
+                raise RuntimeError(f"the collector process did not start within {_START_TIMEOUT_S:.0f} s")
+            self._started = True
+        try:
+            status, payload = self._connection.recv()
+        except (EOFError, ConnectionResetError):
+            raise self._died() from None
+        if status == "error":
+            raise RuntimeError(f"the collector process failed:\n{payload}")
+        return payload
+
+    def close(self) -> None:
         if self._process is None:
             return
         try:
@@ -135,35 +200,12 @@ class CollectorProcess:
         self._connection.close()
         self._process = None
 
-    def __del__(self) -> None:
-        if getattr(self, "_process", None) is not None:
-            self.close()
-
-    def _update(self, reply: dict) -> None:
-        self.transitions = reply["transitions"]
-        self.timers = reply["timers"]
-        self.search_stats.add(*reply["stat_sums"])
-
-    def _died(self) -> RuntimeError:
+    def _died(self) -> CollectorDied:
+        code = None
         if self._process is not None:
             self._process.join(timeout=5)
-        code = self._process.exitcode if self._process is not None else None
-        return RuntimeError(f"the collector process died (exit code {code})")
-
-    def _send(self, command: str, payload) -> None:
-        try:
-            self._connection.send((command, payload))
-        except (BrokenPipeError, ConnectionResetError):
-            raise self._died() from None
-
-    def _receive(self) -> dict:
-        try:
-            status, payload = self._connection.recv()
-        except (EOFError, ConnectionResetError):
-            raise self._died() from None
-        if status == "error":
-            raise RuntimeError(f"the collector process failed:\n{payload}")
-        return payload
+            code = self._process.exitcode
+        return CollectorDied(f"the collector process died (exit code {code})")
 
 
 def _reply_to_state(reply: dict) -> dict:
@@ -185,42 +227,66 @@ def _reply_from_state(state: dict) -> dict:
             "stat_sums": tuple(state["stat_sums"]), "result": result}
 
 
+class CollectorService:
+    """The collector's side: its envs, a `Collector` and an actor-model copy; answers the commands of a
+    `CollectorProcess` (hello, collect, state). Runs in a child process (`_serve`) or as a Ray actor."""
+
+    def __init__(self, cfg_json: str, env_ids: list[str], num_workers: int | None, state: dict | None,
+                 resume_count: int, restore_episodes: bool, stream: int = 0):
+        cfg = EZMConfig.from_json(cfg_json)
+        torch.set_num_threads(max(1, cfg.num_threads))
+        dims, action_dim = envs.task_dims(cfg.task_ids)
+        # Acting runs on the CPU, whatever the learner's device, unless a Ray actor was given a GPU fraction.
+        device = torch.device("cuda" if cfg.engine == "ray" and cfg.ray_actor_gpus > 0 and torch.cuda.is_available()
+                              else "cpu")
+        self.model = WorldModel(cfg, dims, action_dim).to(device).eval().requires_grad_(False)
+        venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=num_workers)
+        self.collector = Collector(cfg, venv, device=device, resume_count=resume_count, stream=stream)
+        try:
+            if state is not None:
+                self.collector.load_state_dict(state, episodes=restore_episodes)
+        except BaseException:
+            self.collector.close()
+            raise
+
+    def handle(self, command: str, payload) -> dict:
+        collector = self.collector
+        extra = {}
+        if command == "collect":
+            weights, num_steps, collector.long_episodes = payload
+            self.model.load_state_dict({name: torch.from_numpy(array) for name, array in
+                                        self._resolve(weights).items()})
+            extra["result"] = collector.collect(self.model, num_steps)
+        elif command == "state":
+            extra["state"] = collector.state_dict()
+        elif command != "hello":
+            raise ValueError(f"unknown command {command!r}")
+        return {"transitions": collector.transitions.copy(), "timers": dict(collector.timers),
+                "stat_sums": collector.search_stats.pop_sums(), **extra}
+
+    def close(self) -> None:
+        self.collector.close()
+
+    def _resolve(self, weights):
+        """The weights a collect command carries (a Ray actor fetches them from the object store here)."""
+        return weights
+
+
 def _serve(connection, cfg_json: str, env_ids: list[str], num_workers: int | None, state: dict | None,
-           resume_count: int, restore_episodes: bool) -> None:
-    """The child: build the env and the collector, then serve collect / state / close until told to stop."""
+           resume_count: int, restore_episodes: bool, stream: int) -> None:
+    """The child: build the service, then answer commands until told to close."""
     from ezm_ros.process_lifetime import die_with_parent
 
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's: it checkpoints, then closes us
-    collector = None
+    service = None
     try:
-        cfg = EZMConfig.from_json(cfg_json)
-        torch.set_num_threads(max(1, cfg.num_threads))
-        dims, action_dim = envs.task_dims(cfg.task_ids)
-        model = WorldModel(cfg, dims, action_dim).eval().requires_grad_(False)
-        venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=num_workers)
-        # acting runs on the CPU here, whatever the learner's device
-        collector = Collector(cfg, venv, resume_count=resume_count)
-        if state is not None:
-            collector.load_state_dict(state, episodes=restore_episodes)
-
-        def reply(**extra):
-            connection.send(("ok", {"transitions": collector.transitions.copy(), "timers": dict(collector.timers),
-                                    "stat_sums": collector.search_stats.pop_sums(), **extra}))
-
-        reply()
+        service = CollectorService(cfg_json, env_ids, num_workers, state, resume_count, restore_episodes, stream)
         while True:
             command, payload = connection.recv()
             if command == "close":
                 break
-            if command == "collect":
-                weights, num_steps, collector.long_episodes = payload
-                model.load_state_dict({name: torch.from_numpy(array) for name, array in weights.items()})
-                reply(result=collector.collect(model, num_steps))
-            elif command == "state":
-                reply(state=collector.state_dict())
-            else:
-                raise ValueError(f"unknown command {command!r}")
+            connection.send(("ok", service.handle(command, payload)))
     except (KeyboardInterrupt, EOFError):
         pass
     except Exception:  # the trainer raises it with this traceback instead of waiting on a dead pipe
@@ -229,6 +295,6 @@ def _serve(connection, cfg_json: str, env_ids: list[str], num_workers: int | Non
         except (BrokenPipeError, OSError):
             pass
     finally:
-        if collector is not None:
-            collector.close()
+        if service is not None:
+            service.close()
         connection.close()

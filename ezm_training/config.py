@@ -124,6 +124,7 @@ _VALUE_TARGETS = ("nstep", "search", "mixed")
 _POLICY_TARGETS = ("chosen", "improved")
 _POLICY_STD_PARAMS = ("softplus", "tanh_log")
 _ROOT_PRIORS = ("uniform", "proposal")
+_ENGINES = ("local", "ray")
 
 
 class ConfigError(ValueError):
@@ -217,6 +218,14 @@ class EZMConfig:
     collector_process: bool = False  # collect in a process of its own, one chunk ahead of the learner, so acting
     #                                  and updates overlap on two cores (collector_process.py); choice
 
+    # --- engine: where the parts run (ray_engine.py); left out of the config hash at their defaults ---
+    engine: str = "local"  # "local": this process (+ collector_process); "ray": num_actors collector actors and
+    #                        reanalyze_workers reanalysis actors on Ray; [EZM] runs its workers as Ray actors
+    ray_address: str = ""  # an existing Ray cluster ("auto", "ray://head:10001"); "" starts Ray on this machine
+    ray_actor_cpus: float = 1.0  # CPUs Ray reserves for each collector and reanalysis actor; choice
+    ray_actor_gpus: float = 0.0  # GPU fraction of each such actor; > 0 runs its search on that GPU; choice
+    ray_wait_s: float = 60.0  # longest learner wait for a reanalysis actor; then it computes the targets itself
+
     # --- optimisation ---
     batch_size: int = 512  # samples per step before rounding to a multiple of num_tasks; [EZM] batch_size
     lr: float = 1e-4  # Adam learning rate; [EZM] optimizer.lr ([EZ2] 3e-4)
@@ -292,6 +301,12 @@ class EZMConfig:
         if self.reanalyze_simulations and self.reanalyze_simulations < self.num_top_actions:
             raise ConfigError(f"reanalyze_simulations {self.reanalyze_simulations} must be 0 (= num_simulations) or "
                               f">= num_top_actions {self.num_top_actions}: each top candidate needs one visit")
+        if self.engine not in _ENGINES:
+            raise ConfigError(f"engine must be one of {_ENGINES}, got {self.engine!r}")
+        if self.engine == "ray" and self.collector_process:
+            raise ConfigError("collector_process is the local engine's; engine=ray runs the collectors as actors")
+        if self.engine == "ray" and (self.num_actors < 1 or self.reanalyze_workers < 1):
+            raise ConfigError("engine=ray needs num_actors >= 1 and reanalyze_workers >= 1")
         if self.batch_size < self.num_tasks:
             raise ConfigError(f"batch_size {self.batch_size} is smaller than the {self.num_tasks} tasks")
         # The planner's bundle loader checks the same table: a run it could not deploy fails here, not at export.
@@ -440,8 +455,13 @@ class EZMConfig:
         return cls(**{key: cls._coerce(key, value) for key, value in values.items()})
 
     def hash(self) -> str:
-        """12 hex digits of the SHA-256 of the canonical JSON: stable across processes and machines."""
-        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        """12 hex digits of the SHA-256 of the canonical JSON: stable across processes and machines.
+
+        The engine fields are left out at their defaults, so a config written before they existed keeps its
+        hash (its run dir and its bundles' model ids)."""
+        values = {key: value for key, value in dataclasses.asdict(self).items()
+                  if not (key in _ENGINE_FIELDS and value == _ENGINE_FIELDS[key])}
+        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     # --- helpers ---
@@ -456,6 +476,10 @@ class EZMConfig:
             return _convert(kind, value)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{key}={value!r}: {error}") from None
+
+
+_ENGINE_FIELDS = {name: getattr(EZMConfig, name)
+                  for name in ("engine", "ray_address", "ray_actor_cpus", "ray_actor_gpus", "ray_wait_s")}
 
 
 @functools.cache

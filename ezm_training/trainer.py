@@ -58,24 +58,32 @@ COLLECT_CHUNK_STEPS = 25
 VIDEO_EVERY_EVALS = 5  # rendering is slow on a CPU (evaluate.VIDEO_SIZE_PX); the final eval always records
 
 
-def train_step(learner: Learner, replay: MultiTaskReplay, reanalyzer: Reanalyzer, rng: np.random.Generator,
+def train_step(learner: Learner, replay: MultiTaskReplay, reanalyzer, rng: np.random.Generator,
                timers: dict[str, float] | None = None) -> dict:
-    """sample -> reanalyse (target model) -> update -> priorities. Returns the learner's stats."""
+    """sample -> reanalyse (target model) -> update -> priorities. Returns the learner's stats.
+
+    `reanalyzer`: a `Reanalyzer`, called here on a batch sampled now; or the Ray engine's
+    `ReanalysisPipeline`, whose `prepare` hands over a batch its actors reanalysed while earlier updates ran."""
     timers = timers if timers is not None else {}
+    if isinstance(reanalyzer, Reanalyzer):
+        start = time.perf_counter()
+        batch = replay.sample(learner.cfg.batch_size_per_task, rng)
+        sampled = time.perf_counter()
+        data = batch_to_tensors(batch, learner.device)
+        copied = time.perf_counter()
+        targets = reanalyzer(data, learner.target_model, learner.step)
+        # "data" = replay sampling plus the priority write-back; "copy" = host-to-device transfer of the batch.
+        for name, seconds in (("data", sampled - start), ("copy", copied - sampled),
+                              ("reanalyze", time.perf_counter() - copied)):
+            timers[name] = timers.get(name, 0.0) + seconds
+    else:
+        batch, data, targets = reanalyzer.prepare(learner, replay, rng, timers)
     start = time.perf_counter()
-    batch = replay.sample(learner.cfg.batch_size_per_task, rng)
-    sampled = time.perf_counter()
-    data = batch_to_tensors(batch, learner.device)
-    copied = time.perf_counter()
-    targets = reanalyzer(data, learner.target_model, learner.step)
-    reanalysed = time.perf_counter()
     stats = learner.update(data, targets)
     updated = time.perf_counter()
     if stats["priorities"] is not None:
         replay.update_priorities(batch.index, stats["priorities"])
-    # "data" = replay sampling plus the priority write-back; "copy" = host-to-device transfer of the batch.
-    for name, seconds in (("data", sampled - start), ("copy", copied - sampled), ("reanalyze", reanalysed - copied),
-                          ("update", updated - reanalysed), ("data", time.perf_counter() - updated)):
+    for name, seconds in (("update", updated - start), ("data", time.perf_counter() - updated)):
         timers[name] = timers.get(name, 0.0) + seconds
     return stats
 
@@ -134,7 +142,14 @@ class Trainer:
         dims, action_dim = envs.task_dims(cfg.task_ids)
         self.learner = Learner(cfg, dims, action_dim, self.device)
         self.replay = MultiTaskReplay(cfg, max(dims), action_dim)
-        self.reanalyzer = Reanalyzer(cfg)
+        self.owns_ray = False
+        if cfg.engine == "ray":
+            from ezm_training import ray_engine
+
+            self.owns_ray = ray_engine.connect(cfg)
+            self.reanalyzer = ray_engine.ReanalysisPipeline(cfg)
+        else:
+            self.reanalyzer = Reanalyzer(cfg)
         self.rng = np.random.default_rng(cfg.seed)
         self.timers: dict[str, float] = {}
         self.env_steps = 0
@@ -185,6 +200,15 @@ class Trainer:
         if state is not None:
             log.info("episodes in flight: %s", "restored, the run continues bit for bit" if restored else
                      "not restored (not in the checkpoint, or the replay is rebuilt); fresh episodes start")
+        if cfg.engine == "ray":
+            from ezm_training.ray_engine import CollectorPool
+
+            return CollectorPool(cfg, num_workers=self.num_workers, state=state, resume_count=self.resume_count,
+                                 restore_episodes=episodes)
+        if state is not None and "actors" in state:  # a Ray run's checkpoint: one collector continues its counts
+            log.warning("a Ray run's %d collectors continue as one; fresh episodes start", len(state["actors"]))
+            total = np.sum([actor["seen_transitions"] for actor in state["actors"]], axis=0) + state["lost"]
+            state, episodes = {**state["actors"][0], "transitions": total, "seen_transitions": total}, False
         if cfg.collector_process:
             return CollectorProcess(cfg, env_ids, num_workers=self.num_workers, state=state,
                                     resume_count=self.resume_count, restore_episodes=episodes)
@@ -260,6 +284,12 @@ class Trainer:
         finally:
             bar.close()
             self.collector.close()
+            if self.cfg.engine == "ray":
+                self.reanalyzer.close()
+                if self.owns_ray:
+                    import ray
+
+                    ray.shutdown()
             if self.writer is not None:
                 self.writer.close()
 
@@ -269,7 +299,7 @@ class Trainer:
         the learner's wait for it."""
         start = time.perf_counter()
         steps_per_call = max(1, min(self.cfg.block_steps, COLLECT_CHUNK_STEPS))
-        overlapped = isinstance(self.collector, CollectorProcess)
+        overlapped = not isinstance(self.collector, Collector)  # a collector process or the Ray engine's actors
         while min(self.replay.transitions()) < target:
             if not overlapped:
                 self._store(self.collector.collect(self.learner.actor_model, steps_per_call))

@@ -8,7 +8,7 @@ builds nothing.
 
 Steps:
 1. venv: `python -m venv .venv` with the interpreter running this script (Python >= 3.11).
-2. packages: `pip install -e .[robot,sim,train,msgs-build,test]` plus the torch pin (below).
+2. packages: `pip install -e .[robot,sim,train,ray,msgs-build,test]` plus the torch pin (below).
 3. interfaces: configure, build and install the ament_cmake interface packages with plain cmake
    against the venv prefix, so `from ezm_msgs.msg import ...` works in the venv with no environment
    variables (ROS 2 Kilted from PyPI wheels; see docs/ros2-from-wheels.md): ezm_msgs, and tf2_msgs
@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 MIN_PYTHON = (3, 11)
 DEFAULT_TORCH = "torch==2.13.0"
 ONNXRUNTIME_EXTRAS = {"cpu": "robot", "gpu": "robot-gpu"}
-COMMON_EXTRAS = ("sim", "train", "msgs-build", "test")
+COMMON_EXTRAS = ("sim", "train", "ray", "msgs-build", "test")
 # Inputs of the package step: what pip reads. Of pyproject.toml only the tables pip uses count, so
 # that editing, say, the pytest settings does not reinstall everything.
 PYPROJECT_TABLES_FOR_PIP = ("build-system", "project", "tool.setuptools")
@@ -52,7 +52,7 @@ INTERFACES = (("ezm_msgs", "ezm_msgs", "from ezm_msgs.msg import TaskCommand; fr
 CONSTRAINTS = REPO / "tools" / "constraints.txt"
 # Not pinned by the lock: torch and its CUDA companions follow EZM_TORCH (a GPU user's CUDA build), and
 # the project's own (ezm_msgs is built here, not installed from a registry).
-UNLOCKED = ("torch", "triton", "nvidia-", "ezm")
+UNLOCKED = ("torch", "triton", "nvidia-", "ezm", "tf2_msgs")  # tf2_msgs: built here from tools/interfaces
 MSGS_CMAKE_FIX = "tools/cmake/drop_missing_include_dirs.cmake"
 
 

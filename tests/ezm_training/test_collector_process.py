@@ -90,8 +90,9 @@ def test_a_failure_in_the_process_is_raised_with_its_traceback(remote):
 
 def test_a_killed_process_is_reported_not_waited_on(remote):
     cfg, remote = remote
-    os.kill(remote._process.pid, signal.SIGKILL)
-    remote._process.join(timeout=30)
+    child = remote._channel._process
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=30)
     with pytest.raises(RuntimeError, match="collector process died"):
         remote.submit(_model(cfg), 2)
         remote.result()

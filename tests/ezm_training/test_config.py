@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +139,23 @@ def test_search_settings_the_planner_would_refuse_are_refused_by_the_config(over
     key = "num_simulations" if key == "reanalyze_simulations" else key
     kind = settings.RANGES[key][0]
     assert settings.problems({key: kind(float(value))})  # what the loader reports for the same value
+
+
+def test_engine_fields_at_their_defaults_leave_the_hash_of_older_configs_alone():
+    # A run saved before the engine fields existed (docs/runs/h1-locomotion-cpu) keeps its hash: its run dir
+    # and the model id of every bundle exported from it.
+    saved = json.loads((Path(__file__).resolve().parents[2] / "docs/runs/h1-locomotion-cpu/config.json").read_text())
+    assert "engine" not in saved
+    assert EZMConfig.from_json(json.dumps(saved)).hash() == "5ec86a5e7d02"
+    cfg = EZMConfig.from_preset("smoke")
+    assert cfg.replace(engine="ray").hash() != cfg.hash()  # the engine of a run is part of what it is
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(engine="spark"), "engine must be one of"),
+    (dict(engine="ray", collector_process=True), "collector_process is the local engine's"),
+    (dict(engine="ray", reanalyze_workers=0), "reanalyze_workers >= 1"),
+])
+def test_an_engine_the_trainer_cannot_run_is_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        EZMConfig.from_preset("smoke", **overrides)
