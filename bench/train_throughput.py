@@ -285,7 +285,8 @@ def report(settings, results, args) -> None:
     print("| | " + " | ".join(label for label, _ in settings) + " |")
     print("|---|" + "---:|" * len(settings))
     for name, value in rows:
-        cells = [f"{value(r):.2f}" + (f" ({value(r) / value(first):.1f}x)" if r is not first else "") for r in results]
+        cells = [f"{value(r):.2f}" + (f" ({value(r) / value(first):.1f}x)" if r is not first and value(first) else "")
+                 for r in results]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("\nShare of each phase's wall time (ms per vector step for collection, per update for updates):\n")
     print("| phase | part | " + " | ".join(label for label, _ in settings) + " |")

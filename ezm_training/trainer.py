@@ -330,7 +330,9 @@ class Trainer:
         return int(self.collector.transitions[task]) * self.cfg.action_repeat
 
     def _log(self, stats: dict, rates: dict) -> None:
+        # The replay ratio as it is (the config sets it: transitions_per_step stored steps per task per update).
         row = {"step": self.learner.step, "env_steps": self.env_steps, **rates,
+               "updates_per_env_step": round(self.learner.step / max(1, self.env_steps), 4),
                **{k: v for k, v in stats.items() if k != "priorities"},
                **self.reanalyzer.last_stats, **self.collector.pop_stats(),
                **{f"time/{k}": round(v, 3) for k, v in sorted(self.timers.items())},

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +15,36 @@ from ezm_training.config import EZMConfig
 from ezm_training.replay import MultiTaskReplay, Segment
 
 OBS_DIM, ACTION_DIM = 51, 19  # h1 stand/walk/run
+REPO = Path(__file__).resolve().parents[2]
+TRAIN = "import sys; from ezm_training.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
+
+
+@pytest.fixture
+def sigterm_training():
+    """`sigterm_training(args, run_dir, budget_s)`: `ezm-train ARGS out=RUN_DIR` in a subprocess, sent SIGTERM
+    once its train_log.csv has a few rows (running, and seconds of updates from its end); returns its stderr
+    after it exited with status 0 and said where it stopped."""
+
+    def run(args: list[str], run_dir: Path, budget_s: float) -> str:
+        process = subprocess.Popen([sys.executable, "-c", TRAIN, *args, f"out={run_dir}", "--no-progress"],
+                                   cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + budget_s
+            log = run_dir / "train_log.csv"
+            while (time.monotonic() < deadline and process.poll() is None
+                   and not (log.exists() and len(log.read_text().splitlines()) > 2)):
+                time.sleep(0.5)
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            process.terminate()
+            _, stderr = process.communicate(timeout=180)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, stderr[-3000:]
+        assert "stopped on request at update" in stderr
+        return stderr
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,6 @@ from ezm_training.reanalyze import Reanalyzer, batch_to_tensors  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 BUDGET_S = 600  # a hang guard, not a speed test
 # Two collector actors and one reanalysis actor share 2 CPUs: Ray reserves half a CPU for each.
 RAY_ARGS = dict(engine="ray", num_actors=2, ray_actor_cpus=0.5)
@@ -34,27 +30,12 @@ def _smoke(**overrides) -> EZMConfig:
     return EZMConfig.from_preset("smoke", **{**RAY_ARGS, **overrides})
 
 
-def test_sigterm_of_the_driver_checkpoints_before_it_exits(tmp_path):
+def test_sigterm_of_the_driver_checkpoints_before_it_exits(tmp_path, sigterm_training):
     # First in this file: this run starts and stops a Ray of its own, before the other tests start theirs.
     run_dir = tmp_path / "run"
     args = ["--preset", "smoke", *(f"{key}={value}" for key, value in RAY_ARGS.items()), "training_steps=5000",
-            "checkpoint_interval=100000", "eval_interval=100000", f"out={run_dir}", "--no-progress"]
-    code = "import sys; from ezm_training.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
-    process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + BUDGET_S
-        log = run_dir / "train_log.csv"
-        while (time.monotonic() < deadline and process.poll() is None
-               and not (log.exists() and len(log.read_text().splitlines()) > 2)):
-            time.sleep(0.5)
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        process.terminate()
-        _, stderr = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, stderr[-3000:]
+            "checkpoint_interval=100000", "eval_interval=100000"]
+    stderr = sigterm_training(args, run_dir, BUDGET_S)
     stopped_at = int(stderr.split("stopped on request at update ")[1].split(";")[0])
     checkpoint = run_dir / "checkpoints" / f"ckpt_{stopped_at:09d}"
     state, replay, _ = ckpt.load_checkpoint(checkpoint)

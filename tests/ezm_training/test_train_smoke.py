@@ -116,7 +116,8 @@ def test_smoke_run_writes_log_curve_checkpoint_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_the_current_update_and_the_resumed_run_is_the_uninterrupted_one(tmp_path):
+def test_sigterm_checkpoints_the_current_update_and_the_resumed_run_is_the_uninterrupted_one(tmp_path,
+                                                                                           sigterm_training):
     """A scheduler's SIGTERM (or Ctrl-C) costs nothing: the update in flight is checkpointed, with the chunk the
     collector process has in flight and every env's episode, and `--resume` continues bit for bit."""
     args = ["--preset", "smoke", "tasks=h1-stand", "collector_process=true", "training_steps=200",
@@ -125,23 +126,7 @@ def test_sigterm_checkpoints_the_current_update_and_the_resumed_run_is_the_unint
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     run_dir = tmp_path / "stopped"
-    code = "import sys; from ezm_training.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
-    process = subprocess.Popen([sys.executable, "-c", code, *args, f"out={run_dir}", "--no-progress"],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + SMOKE_BUDGET_S
-        log = run_dir / "train_log.csv"
-        while (time.monotonic() < deadline and process.poll() is None
-               and not (log.exists() and len(log.read_text().splitlines()) > 2)):
-            time.sleep(0.5)  # a few logged updates (of 20): running, and seconds of updates from its end
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        process.terminate()
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, stderr[-3000:]
-    assert "stopped on request at update" in stderr
+    stderr = sigterm_training(args, run_dir, SMOKE_BUDGET_S)  # a few logged updates of 20
     stopped_at = int(stderr.split("stopped on request at update ")[1].split(";")[0])
     assert stopped_at < 200
     checkpoints = sorted((run_dir / "checkpoints").glob("ckpt_*"))
