@@ -42,6 +42,9 @@ ROS_PACKAGES = {"ezm_msgs": "ezm_msgs", "ezm_search": "ezm_training/search", "ez
 # What the launch wheels need from the registry besides what the venv has (../shared/ros2-launch/README.md).
 LAUNCH_REQUIREMENTS = ("osrf-pycommon", "importlib-metadata", "argcomplete", "psutil")
 CONTROL_DT_NS = 20_000_000  # one command per 20 ms of sim time: the H1's 50 Hz control rate
+# `ros2 param get --no-daemon` finds the node only if discovery ends within its spin time (0.5 s by default):
+# on a loaded 2-core CI machine five such tries all missed; 5 s each is still seconds, never a hang.
+DISCOVERY_SPIN_S = "5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +258,8 @@ def test_ros2_launch_runs_the_stack_from_the_install(workspace, launch_tools, pr
                         "{command: {task: fly}}")
         assert "accepted=False" in refused.stdout and "unknown task 'fly'" in refused.stdout, refused.stdout
 
-        param = _ros2(workspace, launch_tools, "param", "get", "--no-daemon", "/ezm_planner", "control_rate_hz")
+        param = _ros2(workspace, launch_tools, "param", "get", "--no-daemon", "--spin-time", DISCOVERY_SPIN_S,
+                      "/ezm_planner", "control_rate_hz")
         assert param.returncode == 0 and "50.0" in param.stdout, param.stdout + param.stderr
 
         # A second stack in the same domain, as README says: its own namespace, and no second /clock. This one
@@ -272,8 +276,8 @@ def test_ros2_launch_runs_the_stack_from_the_install(workspace, launch_tools, pr
         assert len(commands) > first_count, "the first stack keeps commanding"
         second_stamps = [m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for _, m in second_commands]
         assert all(b >= a for a, b in zip(second_stamps, second_stamps[1:])), "each stack its own topics"
-        status_second = _ros2(workspace, launch_tools, "param", "get", "--no-daemon", "/robot2/ezm_planner",
-                              "control_rate_hz")
+        status_second = _ros2(workspace, launch_tools, "param", "get", "--no-daemon", "--spin-time",
+                              DISCOVERY_SPIN_S, "/robot2/ezm_planner", "control_rate_hz")
         assert status_second.returncode == 0 and "50.0" in status_second.stdout, status_second.stderr
         assert launch.process.poll() is None and second.process.poll() is None, output() + second.output()
     finally:
