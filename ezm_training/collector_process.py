@@ -149,6 +149,28 @@ def model_weights(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
 
 
+def load_model_weights(model: torch.nn.Module, weights: dict[str, np.ndarray]) -> None:
+    """The inverse of `model_weights`."""
+    model.load_state_dict({name: torch.from_numpy(array) for name, array in weights.items()})
+
+
+def actor_device(cfg: EZMConfig) -> torch.device:
+    """Where a collector or reanalysis copy runs: the CPU, whatever the learner's device, unless the Ray engine
+    gave its actors a GPU fraction."""
+    gpu = cfg.engine == "ray" and cfg.ray_actor_gpus > 0 and torch.cuda.is_available()
+    return torch.device("cuda" if gpu else "cpu")
+
+
+def one_collector_state(state: dict) -> dict:
+    """A Ray run's collector state (one per actor, `actors`) as one collector's: the first actor's, with the
+    step counts of all of them, those of actors that died included. Its episodes in flight do not fit other
+    envs, so the caller starts fresh ones."""
+    actors = state.get("actors", [state])
+    total = np.sum([actor.get("seen_transitions", actor["transitions"]) for actor in actors], axis=0)
+    total = total + np.asarray(state.get("lost", 0), dtype=np.int64)
+    return {**actors[0], "transitions": total, "seen_transitions": total}
+
+
 class CollectorDied(RuntimeError):
     """The process or actor running a collector is gone (killed, crashed, its node lost)."""
 
@@ -236,9 +258,7 @@ class CollectorService:
         cfg = EZMConfig.from_json(cfg_json)
         torch.set_num_threads(max(1, cfg.num_threads))
         dims, action_dim = envs.task_dims(cfg.task_ids)
-        # Acting runs on the CPU, whatever the learner's device, unless a Ray actor was given a GPU fraction.
-        device = torch.device("cuda" if cfg.engine == "ray" and cfg.ray_actor_gpus > 0 and torch.cuda.is_available()
-                              else "cpu")
+        device = actor_device(cfg)
         self.model = WorldModel(cfg, dims, action_dim).to(device).eval().requires_grad_(False)
         venv = envs.make_vector_env(env_ids, action_repeat=cfg.action_repeat, num_workers=num_workers)
         self.collector = Collector(cfg, venv, device=device, resume_count=resume_count, stream=stream)
@@ -254,8 +274,7 @@ class CollectorService:
         extra = {}
         if command == "collect":
             weights, num_steps, collector.long_episodes = payload
-            self.model.load_state_dict({name: torch.from_numpy(array) for name, array in
-                                        self._resolve(weights).items()})
+            load_model_weights(self.model, self._resolve(weights))
             extra["result"] = collector.collect(self.model, num_steps)
         elif command == "state":
             extra["state"] = collector.state_dict()

@@ -41,7 +41,8 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from ezm_training import envs
 from ezm_training import targets as targets_lib
 from ezm_training.collector import SearchStatMeans
-from ezm_training.collector_process import CollectorDied, CollectorProcess, CollectorService, model_weights
+from ezm_training.collector_process import (CollectorDied, CollectorProcess, CollectorService, actor_device,
+                                            load_model_weights, model_weights, one_collector_state)
 from ezm_training.config import EZMConfig
 from ezm_training.networks import WorldModel
 from ezm_training.reanalyze import Reanalyzer, batch_to_tensors
@@ -124,12 +125,9 @@ class CollectorPool:
         elif state is not None:
             # A local engine's checkpoint (one collector), or another actor count: the first actor continues
             # the counts, every actor starts fresh episodes.
-            actors = state.get("actors", [state])
-            total = np.sum([a.get("seen_transitions", a["transitions"]) for a in actors], axis=0)
-            states[0] = {**actors[0], "transitions": total, "seen_transitions": total}
-            restore_episodes = False
             log.warning("collector state of %d collector(s) resumed on %d actors: fresh episodes start",
-                        len(actors), cfg.num_actors)
+                        len(state.get("actors", [state])), cfg.num_actors)
+            states[0], restore_episodes = one_collector_state(state), False
         self.channels: list[_ActorChannel] = [None] * cfg.num_actors
         self.clients = [self._start(stream, stream, states[stream], restore_episodes)
                         for stream in range(cfg.num_actors)]
@@ -231,7 +229,7 @@ class _ReanalysisActor:
         cfg = EZMConfig.from_json(cfg_json)
         torch.set_num_threads(max(1, cfg.num_threads))
         dims, action_dim = envs.task_dims(cfg.task_ids)
-        self.device = torch.device("cuda" if cfg.ray_actor_gpus > 0 and torch.cuda.is_available() else "cpu")
+        self.device = actor_device(cfg)
         self.model = WorldModel(cfg, dims, action_dim).to(self.device).eval().requires_grad_(False)
         self.reanalyzer = Reanalyzer(cfg)
         self.version = -1
@@ -240,7 +238,7 @@ class _ReanalysisActor:
         """`weights` (the target model's, published as `version`) arrive resolved from the object store."""
         start = time.perf_counter()
         if version != self.version:
-            self.model.load_state_dict({name: torch.from_numpy(array) for name, array in weights.items()})
+            load_model_weights(self.model, weights)
             self.version = version
         result = self.reanalyzer(batch_to_tensors(batch, self.device), self.model, step)
         arrays = targets_to_numpy(result)
@@ -305,7 +303,7 @@ class ReanalysisPipeline:
             log.warning("reanalysis actor %d did not answer within %.0f s; the learner computes the targets",
                         index, self.cfg.ray_wait_s)
         except RayTaskError:
-            raise
+            raise  # a failure in the actor's code: the run stops with it instead of computing around it
         except RayActorError as error:
             self.restarts += 1
             log.warning("reanalysis actor %d lost (%s); restarted; the learner computes its batch", index, error)

@@ -42,7 +42,7 @@ import torch
 from ezm_training import checkpoint as ckpt
 from ezm_training import envs
 from ezm_training.collector import Collector
-from ezm_training.collector_process import CollectorProcess
+from ezm_training.collector_process import CollectorProcess, one_collector_state
 from ezm_training.config import EZMConfig
 from ezm_training.curves import plot_curves
 from ezm_training.evaluate import evaluate, record_video
@@ -207,8 +207,7 @@ class Trainer:
                                  restore_episodes=episodes)
         if state is not None and "actors" in state:  # a Ray run's checkpoint: one collector continues its counts
             log.warning("a Ray run's %d collectors continue as one; fresh episodes start", len(state["actors"]))
-            total = np.sum([actor["seen_transitions"] for actor in state["actors"]], axis=0) + state["lost"]
-            state, episodes = {**state["actors"][0], "transitions": total, "seen_transitions": total}, False
+            state, episodes = one_collector_state(state), False
         if cfg.collector_process:
             return CollectorProcess(cfg, env_ids, num_workers=self.num_workers, state=state,
                                     resume_count=self.resume_count, restore_episodes=episodes)
